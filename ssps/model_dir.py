@@ -1,0 +1,138 @@
+"""The model directory: the one contract between training and inference.
+
+A model is a directory (identical in ``models/``, on disk anywhere, and as a Hugging Face
+Hub repository) holding:
+
+- ``model.onnx``: input ``waveform`` float32 [batch, samples] at ``sample_rate``, output
+  ``embedding`` float32 [batch, dim], L2-normalised. The log-mel frontend is inside the graph.
+- ``config.json``: described by :class:`ModelConfig` below.
+- ``model.safetensors`` + ``train_config.yaml``: the PyTorch weights and the config that
+  built them (only training needs them).
+- ``README.md``: the model card.
+
+This module is torch-free: both the exporter (``ssps.train.export``) and inference read and
+write ``config.json`` through it, so the format is defined in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ssps.errors import ModelError
+
+FORMAT_VERSION = 1
+ONNX_FILE = "model.onnx"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TRAIN_CONFIG_FILE = "train_config.yaml"
+CARD_FILE = "README.md"
+INPUT_NAME = "waveform"
+OUTPUT_NAME = "embedding"
+
+
+@dataclass
+class Threshold:
+    """A decision threshold on the cosine score and where it was measured."""
+
+    value: float
+    measured_on: str  # trial list the threshold was chosen on
+    false_accept_rate: float | None = None
+    false_reject_rate: float | None = None
+
+
+@dataclass
+class Calibration:
+    """Logistic calibration: probability(same speaker) = sigmoid(scale * score + offset)."""
+
+    scale: float
+    offset: float
+    fitted_on: str
+    kind: str = "logistic"
+
+
+@dataclass
+class ModelConfig:
+    """Everything inference needs to know about a model, stored as ``config.json``."""
+
+    sample_rate: int
+    embedding_dim: int
+    frontend: dict[str, Any]
+    encoder: dict[str, Any]
+    onnx_sha256: str
+    # Shorter audio gives unreliable embeddings and is refused; longer audio is embedded in
+    # windows of max_duration seconds (hop window_hop) whose embeddings are averaged.
+    min_duration: float = 0.5
+    max_duration: float = 20.0
+    window_hop: float = 10.0
+    # Named thresholds: "eer" (equal error rate point), "far1" (1 % false accepts).
+    thresholds: dict[str, Threshold] = field(default_factory=dict)
+    default_threshold: str = "eer"
+    calibration: Calibration | None = None
+    untrained: bool = False
+    name: str = "unnamed"
+    provenance: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        data = dict(data)
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ModelError(
+                f"config.json has format_version {version!r}; this ssps reads version "
+                f"{FORMAT_VERSION}. Upgrade ssps or re-export the model."
+            )
+        try:
+            data["thresholds"] = {k: Threshold(**v) for k, v in data.get("thresholds", {}).items()}
+            if data.get("calibration") is not None:
+                data["calibration"] = Calibration(**data["calibration"])
+            return cls(**data)
+        except TypeError as err:
+            raise ModelError(f"config.json is malformed: {err}") from err
+
+
+def read_config(model_dir: str | Path) -> ModelConfig:
+    """Read and validate ``config.json`` of a model directory."""
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ModelError(f"{path} does not exist: is {model_dir} a model directory?")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"cannot read {path}: {err}") from err
+    return ModelConfig.from_dict(data)
+
+
+def write_config(model_dir: str | Path, config: ModelConfig) -> None:
+    (Path(model_dir) / CONFIG_FILE).write_text(config.to_json())
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_onnx_integrity(model_dir: str | Path, config: ModelConfig) -> Path:
+    """Return the path of model.onnx after checking it against the sha256 in config.json."""
+    onnx_path = Path(model_dir) / ONNX_FILE
+    if not onnx_path.is_file():
+        raise ModelError(f"{onnx_path} does not exist: is {model_dir} a model directory?")
+    actual = sha256_of(onnx_path)
+    if actual != config.onnx_sha256:
+        raise ModelError(
+            f"{onnx_path} does not match the sha256 in config.json (expected "
+            f"{config.onnx_sha256[:12]}..., found {actual[:12]}...): the file was modified or "
+            "truncated. Download or export the model again."
+        )
+    return onnx_path
