@@ -24,12 +24,13 @@ class FastResNet34Config:
 class SqueezeExcitation2d(nn.Module):
     def __init__(self, channels: int, reduction: int):
         super().__init__()
+        hidden = max(1, channels // reduction)  # tiny test widths would otherwise give 0
         self.gate = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
-            nn.Linear(channels, channels // reduction),
+            nn.Linear(channels, hidden),
             nn.ReLU(),
-            nn.Linear(channels // reduction, channels),
+            nn.Linear(hidden, channels),
             nn.Sigmoid(),
         )
 
