@@ -54,9 +54,7 @@ class NarrowBandWarning(UserWarning):
 
 def audio_error(code: str, message: str) -> AudioError:
     """An AudioError with a machine-readable ``.code`` (one of :data:`ERROR_CODES`)."""
-    error = AudioError(message)
-    error.code = code  # type: ignore[attr-defined]
-    return error
+    return AudioError(message, code)
 
 
 def load_audio(source: AudioSource, sample_rate: int) -> np.ndarray:

@@ -6,7 +6,15 @@ class SSPSError(Exception):
 
 
 class AudioError(SSPSError, ValueError):
-    """The audio could not be used: unreadable, empty, too short, non-finite, ..."""
+    """The audio could not be used: unreadable, empty, too short, non-finite, ...
+
+    ``code`` is a short stable machine-readable reason (``ssps.audio.ERROR_CODES``), which
+    the REST server returns as its error code.
+    """
+
+    def __init__(self, message: str, code: str = "bad_input"):
+        super().__init__(message)
+        self.code = code
 
 
 class ModelError(SSPSError):

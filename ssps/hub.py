@@ -41,7 +41,7 @@ def is_hf_ref(ref: str) -> bool:
 
 def parse_hf_ref(ref: str) -> HubRef:
     """Split ``hf://org/name[@revision]`` into repository id and revision."""
-    body = ref[len(HF_PREFIX) :] if ref.startswith(HF_PREFIX) else ref
+    body = ref.removeprefix(HF_PREFIX)
     repo_id, _, revision = body.partition("@")
     if not _REPO_ID.match(repo_id) or (revision == "" and "@" in body):
         raise ModelError(f"{ref!r} is not a Hub model reference: write hf://ORG/NAME or hf://ORG/NAME@REVISION")
