@@ -48,11 +48,13 @@ class MicroBatcher:
         max_batch_size: int = 16,
         max_wait_s: float = 0.005,
         max_queue: int = 256,
+        max_batch_samples: int | None = None,
         on_batch: Callable[[int, float], None] | None = None,
     ):
         self._embed_windows = embed_windows  # [n, samples] -> [n, dim], one ONNX Runtime call
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
+        self.max_batch_samples = max_batch_samples  # caps one call's activation memory; None = no cap
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
         self._on_batch = on_batch  # called with (batch size, seconds) after every call
         # One inference thread: ONNX Runtime already spreads one call over its own threads.
@@ -100,7 +102,7 @@ class MicroBatcher:
     async def _run(self) -> None:
         while True:
             jobs = await self._collect()
-            for group in _group_by_length(jobs):
+            for group in _equal_length_calls(jobs, self.max_batch_samples):
                 await self._embed_group(group)
 
     async def _collect(self) -> list[_Job]:
@@ -140,9 +142,14 @@ class MicroBatcher:
                 job.result.set_result(embedding)
 
 
-def _group_by_length(jobs: list[_Job]) -> list[list[_Job]]:
-    """Jobs with equal window length, in order of first arrival."""
-    groups: dict[int, list[_Job]] = {}
+def _equal_length_calls(jobs: list[_Job], max_samples: int | None) -> list[list[_Job]]:
+    """Split jobs into ONNX Runtime calls: equal window length within a call, at most
+    ``max_samples`` samples per call (but always at least one window), in arrival order."""
+    by_length: dict[int, list[_Job]] = {}
     for job in jobs:
-        groups.setdefault(len(job.window), []).append(job)
-    return list(groups.values())
+        by_length.setdefault(len(job.window), []).append(job)
+    calls = []
+    for length, group in by_length.items():
+        per_call = max(1, max_samples // length) if max_samples else len(group)
+        calls.extend(group[i : i + per_call] for i in range(0, len(group), per_call))
+    return calls

@@ -53,7 +53,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # Codes of HTTP errors Starlette raises itself (unknown route, wrong method, ...).
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
+_HTTP_CODES = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
 
 
 def install_handlers(app: FastAPI) -> None:

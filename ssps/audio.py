@@ -101,7 +101,8 @@ def _decode(source: AudioSource) -> tuple[np.ndarray, int]:
             raise audio_error("empty_audio", "the audio bytes are empty (0 bytes)")
         return _read(io.BytesIO(bytes(source)), "the audio bytes")
     if hasattr(source, "read"):
-        return _read(source, getattr(source, "name", "the audio file object"))
+        name = getattr(source, "name", None)
+        return _read(source, name if isinstance(name, str) else "the audio file object")
     raise audio_error(
         "bad_input", f"cannot read audio from a {type(source).__name__}: give a path, bytes, a file object or (array, sample_rate)"
     )
@@ -111,9 +112,12 @@ def _read(file: Any, name: str) -> tuple[np.ndarray, int]:
     try:
         audio, rate = sf.read(file, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as err:
+        # libsndfile's own message names the object it read (an in-memory buffer's repr and
+        # address for bytes); keep only the reason, which is what a user can act on.
+        reason = getattr(err, "error_string", None) or str(err)
         raise audio_error(
             "undecodable",
-            f"cannot decode {name} as audio ({err}): use WAV, FLAC, OGG or MP3, or convert it with ffmpeg/sox",
+            f"cannot decode {name} as audio ({reason}): use WAV, FLAC, OGG or MP3, or convert it with ffmpeg/sox",
         ) from err
     if audio.shape[0] == 0:
         raise audio_error("empty_audio", f"{name} holds no audio samples (0 frames)")
@@ -152,4 +156,5 @@ def _describe(source: AudioSource) -> str:
         return os.fspath(source)
     if isinstance(source, tuple):
         return "the audio array"
-    return getattr(source, "name", None) or "the audio"
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else "the audio"
