@@ -1,8 +1,9 @@
 """Memory queues indexed by training-sample index (paper section III-C.2).
 
 ``queue.read(i)`` returns the latest value written for training sample ``i``, not the i-th
-position of a FIFO. A queue with ``capacity`` < number of samples behaves like the paper's
-smaller |Q'|: only the ``capacity`` most recently written samples count as present.
+position of a FIFO. Without a ``capacity`` every sample ever written is present (|Q| = N).
+With one, the queue behaves like a FIFO of that many slots (the paper's smaller |Q'|): a
+sample is present while its latest write is among the last ``capacity`` writes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import nn
 class IndexedQueue(nn.Module):
     def __init__(self, num_samples: int, dim: int, capacity: int | None = None):
         super().__init__()
-        self.capacity = capacity if capacity is not None else num_samples
+        self.capacity = capacity
         self.register_buffer("values", torch.zeros(num_samples, dim))
         # write_order[i] = rank of sample i's latest write among all writes (1-based), 0 = never.
         self.register_buffer("write_order", torch.zeros(num_samples, dtype=torch.long))
@@ -29,7 +30,10 @@ class IndexedQueue(nn.Module):
     def contains(self, indices: torch.Tensor) -> torch.Tensor:
         """Bool mask: which ``indices`` (>= 0) have an entry among the last ``capacity`` writes."""
         order = self.write_order[indices.clamp(min=0)]
-        return (indices >= 0) & (order > 0) & (order > self.writes - self.capacity)
+        present = (indices >= 0) & (order > 0)
+        if self.capacity is not None:
+            present &= order > self.writes - self.capacity
+        return present
 
     def present(self) -> torch.Tensor:
         """Indices of every sample currently in the queue."""
