@@ -7,9 +7,11 @@
 #   1. enables the Debian `contrib` and `non-free` components (MBROLA, RHVoice and
 #      uqm-voice live there) and runs `apt-get update`;
 #   2. installs the speech engines and voices: espeak-ng, mbrola + every mbrola-* voice,
-#      rhvoice + every rhvoice-* language pack, flite; sox (codecs); the real-voice
+#      rhvoice + librhvoice5 (the library, used in-process) + every rhvoice-* language
+#      pack, flite; sox (codecs); the real-voice
 #      sources uqm-voice and asterisk-core-sounds-*-wav;
-#   3. pip-installs the Python packages into the active Python (use a venv).
+#   3. pip-installs the Python packages: into the active virtualenv, else into the
+#      repository's .venv when it exists, else into python3.
 # Safe to run twice.  Set SKIP_PIP=1 to do only the system part.
 set -euo pipefail
 
@@ -47,12 +49,20 @@ asterisk_sounds=$(available '^asterisk-core-sounds-[a-z-]+-wav$')
 # shellcheck disable=SC2086  # word splitting of the lists is intended
 apt-get install -y -q --no-install-recommends \
     espeak-ng mbrola $mbrola_voices \
-    rhvoice $rhvoice_langs \
+    rhvoice librhvoice5 $rhvoice_langs \
     flite sox libsox-fmt-all \
     uqm-voice $asterisk_sounds
 
 if [ "${SKIP_PIP:-0}" != "1" ]; then
-    python -m pip install -q numpy scipy soundfile soxr pyroomacoustics
+    repo_venv="$(cd "$(dirname "$0")/.." && pwd)/.venv"
+    if [ -n "${VIRTUAL_ENV:-}" ]; then
+        python="$VIRTUAL_ENV/bin/python"
+    elif [ -x "$repo_venv/bin/python" ]; then
+        python="$repo_venv/bin/python"
+    else
+        python=python3
+    fi
+    "$python" -m pip install -q numpy scipy soundfile soxr pyroomacoustics rhvoice-wrapper
 fi
 
 echo "corpus dependencies installed:"

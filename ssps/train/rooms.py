@@ -44,10 +44,15 @@ def simulate_room_impulse_responses(
     if not 0 < low <= high:
         raise ValueError(f"rt60_range must satisfy 0 < low <= high, got {rt60_range}")
     rng = np.random.default_rng(seed)
-    return [_simulate_one_room(rng, sample_rate, rng.uniform(low, high)) for _ in range(count)]
+    return [
+        _simulate_one_room(rng, sample_rate, rng.uniform(low, high))
+        for _ in range(count)
+    ]
 
 
-def _simulate_one_room(rng: np.random.Generator, sample_rate: int, rt60: float) -> np.ndarray:
+def _simulate_one_room(
+    rng: np.random.Generator, sample_rate: int, rt60: float
+) -> np.ndarray:
     room_size = _draw_room_size(rng, rt60)
     absorption, image_order = pra.inverse_sabine(rt60, room_size)
     room = pra.ShoeBox(
@@ -60,7 +65,9 @@ def _simulate_one_room(rng: np.random.Generator, sample_rate: int, rt60: float) 
     room.add_source(source)
     room.add_microphone(microphone)
     room.compute_rir()
-    return _trim_and_normalise(np.asarray(room.rir[0][0], dtype=np.float64), sample_rate)
+    return _trim_and_normalise(
+        np.asarray(room.rir[0][0], dtype=np.float64), sample_rate
+    )
 
 
 def _draw_room_size(rng: np.random.Generator, rt60: float) -> np.ndarray:

@@ -21,18 +21,24 @@ def to_corpus_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return audio
 
 
-def trim_silence(audio: np.ndarray, threshold_db: float = -40.0, pad_s: float = 0.05) -> np.ndarray:
+def trim_silence(
+    audio: np.ndarray, threshold_db: float = -40.0, pad_s: float = 0.05
+) -> np.ndarray:
     """Cut leading and trailing silence (10 ms frames quieter than the loudest by 40 dB)."""
     frame = SAMPLE_RATE // 100
     frames = len(audio) // frame
     if frames == 0:
         return audio
-    energy = (audio[: frames * frame].reshape(frames, frame).astype(np.float64) ** 2).mean(axis=1)
+    energy = (
+        audio[: frames * frame].reshape(frames, frame).astype(np.float64) ** 2
+    ).mean(axis=1)
     loud = np.nonzero(energy > energy.max() * 10 ** (threshold_db / 10))[0]
     if loud.size == 0:
         return audio[:0]
     pad = int(pad_s * SAMPLE_RATE)
-    return audio[max(0, loud[0] * frame - pad): min(len(audio), (loud[-1] + 1) * frame + pad)]
+    return audio[
+        max(0, loud[0] * frame - pad) : min(len(audio), (loud[-1] + 1) * frame + pad)
+    ]
 
 
 def join_with_pauses(clips: list[np.ndarray], pause_s: float) -> np.ndarray:
@@ -50,7 +56,9 @@ def write_wav(path: Path, audio: np.ndarray) -> float:
     """Write 16 kHz mono 16-bit PCM; returns the duration in seconds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if peak > 0.999:  # real sources can be at full scale: keep them from wrapping around
+    if (
+        peak > 0.999
+    ):  # real sources can be at full scale: keep them from wrapping around
         audio = audio * (0.999 / peak)
     sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
     return len(audio) / SAMPLE_RATE

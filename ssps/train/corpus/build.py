@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import resource
 import shutil
 import sys
 import time
@@ -26,7 +27,13 @@ from . import real
 from .plan import SYNTH_CAL, SYNTH_DEV, TRAIN, assign_splits, plan_recordings, rng_for
 from .render import RenderedRecording, UtteranceRow, probe_voice, render_recording
 from .trials import make_trials, write_trials
-from .voices import INSTALL_HINT, LICENCES, MissingSystemPackages, Person, discover_people
+from .voices import (
+    INSTALL_HINT,
+    LICENCES,
+    MissingSystemPackages,
+    Person,
+    discover_people,
+)
 
 ROOM_POOL_SIZE = 256  # recordings draw their room from this many simulated rooms
 ROOM_RT60_RANGE = (0.2, 0.7)  # realistic rooms (FINDINGS.md, round 2)
@@ -40,7 +47,7 @@ class BuildOptions:
     seed: int = 0
     speakers: int | None = None  # synthetic people; None = every usable voice
     recordings_per_speaker: int = 20
-    utterances_per_recording: int = 6
+    utterances_per_recording: int = 5
     dev_speakers: int = 16
     cal_speakers: int = 6
     workers: int = 2
@@ -53,7 +60,8 @@ class BuildOptions:
 @dataclass
 class Manifest:
     name: str  # file stem: "train"
-    rows: list[tuple[UtteranceRow, str, int]] = field(default_factory=list)  # row, source, labeled
+    # (row, source, labeled) triples
+    rows: list[tuple[UtteranceRow, str, int]] = field(default_factory=list)
 
     def add(self, rows: list[UtteranceRow], source: str, labeled: int) -> None:
         self.rows.extend((row, source, labeled) for row in rows)
@@ -70,24 +78,49 @@ def build_corpus(options: BuildOptions) -> dict:
     wav_root = out / "wav"
     with ProcessPoolExecutor(max_workers=options.workers) as pool:
         people, skipped_voices = _usable_people(pool, options)
-        splits = assign_splits(people, options.dev_speakers, options.cal_speakers, options.seed)
+        splits = assign_splits(
+            people, options.dev_speakers, options.cal_speakers, options.seed
+        )
         recording_count = len(people) * options.recordings_per_speaker
-        rooms = _simulate_rooms(pool, min(ROOM_POOL_SIZE, recording_count), options.seed)
-        plans = plan_recordings(people, splits, options.recordings_per_speaker,
-                                options.utterances_per_recording, len(rooms), options.seed)
+        rooms = _simulate_rooms(
+            pool, min(ROOM_POOL_SIZE, recording_count), options.seed
+        )
+        plans = plan_recordings(
+            people,
+            splits,
+            options.recordings_per_speaker,
+            options.utterances_per_recording,
+            len(rooms),
+            options.seed,
+        )
         _log(f"{len(people)} people, {len(plans)} recordings, {len(rooms)} rooms")
         rendered = _render_synthetic(pool, plans, rooms, wav_root)
-        real_rows = _render_real(pool, options, wav_root) if options.real_sources else {}
+        real_rows = (
+            _render_real(pool, options, wav_root) if options.real_sources else {}
+        )
 
     manifests = _manifests(rendered, real_rows)
     for manifest in manifests.values():
         _write_manifest(out / f"{manifest.name}.csv", manifest)
     trial_counts = _write_all_trials(out, manifests, options.seed)
     _write_recordings_log(out / "recordings.jsonl", rendered)
-    meta = _meta(options, people, splits, rendered, manifests, trial_counts, skipped_voices,
-                 len(rooms), time.time() - started)
+    meta = _meta(
+        options,
+        people,
+        splits,
+        rendered,
+        manifests,
+        trial_counts,
+        skipped_voices,
+        len(rooms),
+        time.time() - started,
+        _cpu_seconds(),
+    )
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    _log(f"done in {meta['build_seconds']:.0f} s: {meta['counts']}")
+    _log(
+        f"done in {meta['build_seconds']:.0f} s wall, {meta['build_cpu_seconds']:.0f} s CPU: "
+        f"{meta['counts']}"
+    )
     return meta
 
 
@@ -100,11 +133,14 @@ def _check_sources(options: BuildOptions) -> None:
 
     check_system_programs()
     if options.real_sources:
-        missing = [str(p) for p in (real.UQM_ZIP, real.ASTERISK_SOUNDS) if not p.exists()]
+        missing = [
+            str(p) for p in (real.UQM_ZIP, real.ASTERISK_SOUNDS) if not p.exists()
+        ]
         if missing:
             raise MissingSystemPackages(
                 f"missing real-speech packages ({', '.join(missing)}): {INSTALL_HINT}"
-                " (or pass --no-real)")
+                " (or pass --no-real)"
+            )
 
 
 def _prepare_output(out: Path, overwrite: bool) -> Path:
@@ -114,8 +150,10 @@ def _prepare_output(out: Path, overwrite: bool) -> Path:
             raise OutputNotEmpty(f"{out} is not empty; pass --overwrite to replace it")
         if not ((out / "meta.json").exists() or (out / "wav").is_dir()):
             # --overwrite deletes the folder: only do that to something we built.
-            raise OutputNotEmpty(f"{out} is not empty and does not look like a corpus; "
-                                 "refusing to delete it")
+            raise OutputNotEmpty(
+                f"{out} is not empty and does not look like a corpus; "
+                "refusing to delete it"
+            )
         shutil.rmtree(out)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     return out
@@ -135,28 +173,44 @@ def _usable_people(pool, options: BuildOptions) -> tuple[list[Person], dict[str,
     chosen, skipped = [], {}
     position = 0
     while len(chosen) < wanted and position < len(order):
-        batch = [candidates[i] for i in order[position: position + wanted - len(chosen)]]
+        batch = [
+            candidates[i] for i in order[position : position + wanted - len(chosen)]
+        ]
         position += len(batch)
         voices = [voice for person in batch for voice in person.voices]
         problems = dict(zip(voices, pool.map(probe_voice, voices)))
         for person in batch:
             good = [v for v in person.voices if problems[v] is None]
-            skipped.update({f"{v.engine}:{v.name}": problems[v] for v in person.voices
-                            if problems[v] is not None})
+            skipped.update(
+                {
+                    f"{v.engine}:{v.name}": problems[v]
+                    for v in person.voices
+                    if problems[v] is not None
+                }
+            )
             if good:
                 chosen.append(Person(person.person_id, person.gender, good))
     if skipped:
-        _log(f"skipped {len(skipped)} TTS voices that fail: {', '.join(sorted(skipped))}")
+        _log(
+            f"skipped {len(skipped)} TTS voices that fail: {', '.join(sorted(skipped))}"
+        )
     return sorted(chosen, key=lambda p: p.person_id), skipped
 
 
 def _simulate_rooms(pool, count: int, seed: int) -> list:
     from ..rooms import simulate_room_impulse_responses
 
-    sizes = [min(ROOMS_PER_TASK, count - start) for start in range(0, count, ROOMS_PER_TASK)]
+    sizes = [
+        min(ROOMS_PER_TASK, count - start) for start in range(0, count, ROOMS_PER_TASK)
+    ]
     seeds = [int(rng_for(seed, "rooms", i).integers(2**31)) for i in range(len(sizes))]
-    chunks = pool.map(simulate_room_impulse_responses, sizes, [16000] * len(sizes), seeds,
-                      [ROOM_RT60_RANGE] * len(sizes))
+    chunks = pool.map(
+        simulate_room_impulse_responses,
+        sizes,
+        [16000] * len(sizes),
+        seeds,
+        [ROOM_RT60_RANGE] * len(sizes),
+    )
     return [room for chunk in chunks for room in chunk]
 
 
@@ -164,11 +218,14 @@ def _simulate_rooms(pool, count: int, seed: int) -> list:
 
 
 def _render_synthetic(pool, plans, rooms, wav_root: Path) -> list[RenderedRecording]:
-    impulse_responses = [None if p.channel.room_index is None else rooms[p.channel.room_index]
-                         for p in plans]
+    impulse_responses = [
+        None if p.channel.room_index is None else rooms[p.channel.room_index]
+        for p in plans
+    ]
     rendered = []
     for done, result in enumerate(
-            pool.map(render_recording, plans, impulse_responses, [wav_root] * len(plans)), 1):
+        pool.map(render_recording, plans, impulse_responses, [wav_root] * len(plans)), 1
+    ):
         rendered.append(result)
         if done % max(1, len(plans) // 20) == 0 or done == len(plans):
             _log(f"synthetic recordings: {done}/{len(plans)}")
@@ -178,18 +235,27 @@ def _render_synthetic(pool, plans, rooms, wav_root: Path) -> list[RenderedRecord
     return rendered
 
 
-def _render_real(pool, options: BuildOptions, wav_root: Path) -> dict[str, list[UtteranceRow]]:
+def _render_real(
+    pool, options: BuildOptions, wav_root: Path
+) -> dict[str, list[UtteranceRow]]:
     """source -> rows. Biggest jobs first so the two workers finish together."""
-    jobs = (real.uqm_jobs(options.real_limit, options.seed)
-            + real.asterisk_jobs(options.real_limit, options.seed)
-            + real.fsdd_jobs(options.real_limit, options.seed, Path(options.fsdd_dir)))
+    jobs = (
+        real.uqm_jobs(options.real_limit, options.seed)
+        + real.asterisk_jobs(options.real_limit, options.seed)
+        + real.fsdd_jobs(options.real_limit, options.seed, Path(options.fsdd_dir))
+    )
     if not any(job.source == "fsdd" for job in jobs):
         _log(f"FSDD not found under {options.fsdd_dir}: no trials_fsdd.txt")
     jobs.sort(key=lambda job: -len(job.members))
     rows: dict[str, list[UtteranceRow]] = {}
-    for job, job_rows in zip(jobs, pool.map(real.render_real, jobs, [wav_root] * len(jobs))):
+    for job, job_rows in zip(
+        jobs, pool.map(real.render_real, jobs, [wav_root] * len(jobs))
+    ):
         rows.setdefault(job.source, []).extend(job_rows)
-    _log("real speech: " + ", ".join(f"{k} {len(v)} utterances" for k, v in sorted(rows.items())))
+    _log(
+        "real speech: "
+        + ", ".join(f"{k} {len(v)} utterances" for k, v in sorted(rows.items()))
+    )
     return rows
 
 
@@ -197,8 +263,10 @@ def _render_real(pool, options: BuildOptions, wav_root: Path) -> dict[str, list[
 
 
 def _manifests(rendered, real_rows) -> dict[str, Manifest]:
-    manifests = {name: Manifest(name) for name in
-                 (TRAIN, SYNTH_DEV, SYNTH_CAL, "real_uqm", "fsdd")}
+    manifests = {
+        name: Manifest(name)
+        for name in (TRAIN, SYNTH_DEV, SYNTH_CAL, "real_uqm", "fsdd")
+    }
     for recording in rendered:
         manifests[recording.plan.split].add(recording.rows, "tts", 1)
     # Asterisk: extra real training audio; its labels are voices, not verified people.
@@ -212,19 +280,38 @@ def _write_manifest(path: Path, manifest: Manifest) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(MANIFEST_COLUMNS)
-        for row, source, labeled in sorted(manifest.rows, key=lambda item: item[0].path):
-            writer.writerow([f"wav/{row.path}", row.speaker, row.recording,
-                             f"{row.duration:.3f}", source, labeled])
+        for row, source, labeled in sorted(
+            manifest.rows, key=lambda item: item[0].path
+        ):
+            writer.writerow(
+                [
+                    f"wav/{row.path}",
+                    row.speaker,
+                    row.recording,
+                    f"{row.duration:.3f}",
+                    source,
+                    labeled,
+                ]
+            )
 
 
-def _write_all_trials(out: Path, manifests: dict[str, Manifest], seed: int) -> dict[str, int]:
+def _write_all_trials(
+    out: Path, manifests: dict[str, Manifest], seed: int
+) -> dict[str, int]:
     counts = {}
-    for name, cross_only in ((SYNTH_DEV, True), (SYNTH_CAL, True), ("real_uqm", False),
-                             ("fsdd", True)):
+    # uqm and FSDD speakers mostly have a single session: same-recording targets there.
+    for name, cross_only in (
+        (SYNTH_DEV, True),
+        (SYNTH_CAL, True),
+        ("real_uqm", False),
+        ("fsdd", False),
+    ):
         if name not in manifests:
             continue
         rows = [row for row, _, _ in manifests[name].rows]
-        trials = make_trials(rows, rng_for(seed, "trials", name), cross_recording_only=cross_only)
+        trials = make_trials(
+            rows, rng_for(seed, "trials", name), cross_recording_only=cross_only
+        )
         write_trials(out / f"trials_{name}.txt", trials)
         counts[name] = len(trials)
     return counts
@@ -234,22 +321,51 @@ def _write_recordings_log(path: Path, rendered: list[RenderedRecording]) -> None
     with path.open("w") as handle:
         for recording in rendered:
             plan = recording.plan
-            handle.write(json.dumps({
-                "recording": plan.recording_id, "split": plan.split,
-                "voice": asdict(plan.voice), "channel": plan.channel.describe(),
-                "utterances": [{"path": r.path, "text": r.text, "rate": round(r.rate, 3),
-                                "pitch": round(r.pitch, 3), "duration": r.duration}
-                               for r in recording.rows],
-            }, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "recording": plan.recording_id,
+                        "split": plan.split,
+                        "voice": asdict(plan.voice),
+                        "channel": plan.channel.describe(),
+                        "utterances": [
+                            {
+                                "path": r.path,
+                                "text": r.text,
+                                "rate": round(r.rate, 3),
+                                "pitch": round(r.pitch, 3),
+                                "duration": r.duration,
+                            }
+                            for r in recording.rows
+                        ],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
 
 
-def _meta(options, people, splits, rendered, manifests, trial_counts, skipped_voices,
-          room_count, seconds) -> dict:
+def _meta(
+    options,
+    people,
+    splits,
+    rendered,
+    manifests,
+    trial_counts,
+    skipped_voices,
+    room_count,
+    seconds,
+    cpu_seconds,
+) -> dict:
     failures = [f for r in rendered for f in r.failures]
     return {
         "seed": options.seed,
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+        "options": {
+            k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()
+        },
         "build_seconds": round(seconds, 1),
+        # Wall time depends on what else runs on the machine; CPU time much less so.
+        "build_cpu_seconds": round(cpu_seconds, 1),
         "counts": {
             name: {
                 "speakers": len({row.speaker for row, _, _ in m.rows}),
@@ -278,9 +394,9 @@ def _meta(options, people, splits, rendered, manifests, trial_counts, skipped_vo
         },
         "real_sources": {
             "asterisk": "in train.csv with labeled=0: one professional voice per folder "
-                        "(speaker = voice name; en_US and es_MX Allison share a label)",
+            "(speaker = voice name; en_US and es_MX Allison share a label)",
             "real_uqm": "uqm-voice characters; folder = recording; merged "
-                        f"{real.UQM_SAME_VOICE}; dropped {sorted(real.UQM_UNUSABLE)}",
+            f"{real.UQM_SAME_VOICE}; dropped {sorted(real.UQM_UNUSABLE)}",
             "fsdd": f"{real.FSDD_DIGITS_PER_UTTERANCE} digit clips joined per utterance",
         },
         "rooms": {"simulated": room_count, "rt60_target_range_s": ROOM_RT60_RANGE},
@@ -300,5 +416,18 @@ def _real_person(person: Person) -> str:
     return f"voice talent of the RHVoice voice {name}"
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the worker processes)."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
+
+
 def _log(message: str) -> None:
-    print(f"[corpus {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(
+        f"[corpus {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True
+    )

@@ -29,7 +29,9 @@ class Channel:
     room_index: int | None  # which simulated impulse response; None = close microphone
     highpass_hz: float
     lowpass_hz: float
-    eq_bands: tuple[tuple[float, float, float], ...]  # (centre Hz, width in octaves, gain dB)
+    eq_bands: tuple[
+        tuple[float, float, float], ...
+    ]  # (centre Hz, width in octaves, gain dB)
     codec: str  # a key of CODECS
     noise_colour: float  # spectral slope: 0 white, 1 pink, 2 brown
     snr_db: float
@@ -47,9 +49,11 @@ def draw_channel(rng: np.random.Generator, room_count: int) -> Channel:
         highpass_hz=float(np.exp(rng.uniform(np.log(50), np.log(250)))),
         lowpass_hz=float(rng.uniform(4000, 7800)),
         eq_bands=tuple(
-            (float(np.exp(rng.uniform(np.log(200), np.log(5000)))),
-             float(rng.uniform(0.5, 2.0)),
-             float(rng.uniform(-6.0, 6.0)))
+            (
+                float(np.exp(rng.uniform(np.log(200), np.log(5000)))),
+                float(rng.uniform(0.5, 2.0)),
+                float(rng.uniform(-6.0, 6.0)),
+            )
             for _ in range(2)
         ),
         codec=str(rng.choice(list(CODECS), p=list(CODECS.values()))),
@@ -68,7 +72,9 @@ def apply_channel(
     """Pass 16 kHz float speech through `channel`; `rng` only draws this utterance's noise."""
     audio = speech.astype(np.float64)
     if impulse_response is not None:
-        audio = fftconvolve(audio, impulse_response)[: len(audio) + len(impulse_response) // 4]
+        audio = fftconvolve(audio, impulse_response)[
+            : len(audio) + len(impulse_response) // 4
+        ]
     audio = audio + _noise_at_snr(rng, audio, channel.noise_colour, channel.snr_db)
     audio = run_sox(audio, _microphone_effects(channel))
     if channel.codec != "none":
@@ -76,7 +82,9 @@ def apply_channel(
     return _set_level(audio, channel.level_dbfs)
 
 
-def _noise_at_snr(rng: np.random.Generator, audio: np.ndarray, colour: float, snr_db: float):
+def _noise_at_snr(
+    rng: np.random.Generator, audio: np.ndarray, colour: float, snr_db: float
+):
     noise = coloured_noise(rng, len(audio), colour)
     speech_power = np.mean(audio**2)
     return noise * np.sqrt(speech_power / (np.mean(noise**2) * 10 ** (snr_db / 10)))
@@ -91,14 +99,22 @@ def coloured_noise(rng: np.random.Generator, length: int, colour: float) -> np.n
 
 
 def _microphone_effects(channel: Channel) -> list[str]:
-    effects = ["highpass", f"{channel.highpass_hz:.0f}", "lowpass", f"{channel.lowpass_hz:.0f}"]
+    effects = [
+        "highpass",
+        f"{channel.highpass_hz:.0f}",
+        "lowpass",
+        f"{channel.lowpass_hz:.0f}",
+    ]
     for centre, octaves, gain in channel.eq_bands:
         effects += ["equalizer", f"{centre:.0f}", f"{octaves:.2f}o", f"{gain:.1f}"]
     return effects
 
 
 # sox's names for an 8 kHz codec round trip.
-_CODEC_FORMATS = {"gsm": ["-t", "gsm"], "mu-law": ["-t", "raw", "-e", "mu-law", "-b", "8"]}
+_CODEC_FORMATS = {
+    "gsm": ["-t", "gsm"],
+    "mu-law": ["-t", "raw", "-e", "mu-law", "-b", "8"],
+}
 
 
 def _through_codec(audio: np.ndarray, codec: str) -> np.ndarray:
@@ -126,10 +142,22 @@ def _raw_float(audio: np.ndarray) -> bytes:
 
 def _sox_bytes(data: bytes, input_format, output_format, effects=()) -> bytes:
     # -D: no dither; -R: repeatable; -V1: errors only. "-" = stdin / stdout.
-    command = ["sox", "-D", "-R", "-V1", *input_format, "-", *output_format, "-", *effects]
-    result = subprocess.run(command, input=data, capture_output=True)
+    command = [
+        "sox",
+        "-D",
+        "-R",
+        "-V1",
+        *input_format,
+        "-",
+        *output_format,
+        "-",
+        *effects,
+    ]
+    result = subprocess.run(command, input=data, capture_output=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"sox failed: {result.stderr.decode(errors='replace')[-300:]}")
+        raise RuntimeError(
+            f"sox failed: {result.stderr.decode(errors='replace')[-300:]}"
+        )
     return result.stdout
 
 

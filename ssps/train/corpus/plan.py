@@ -58,11 +58,15 @@ def choose_people(people: list[Person], count: int | None, seed: int) -> list[Pe
     """`count` people picked at random (all when None), in id order."""
     if count is None or count >= len(people):
         return list(people)
-    picked = rng_for(seed, "choose-people").choice(len(people), size=count, replace=False)
+    picked = rng_for(seed, "choose-people").choice(
+        len(people), size=count, replace=False
+    )
     return [people[i] for i in sorted(picked)]
 
 
-def assign_splits(people: list[Person], dev: int, cal: int, seed: int) -> dict[str, str]:
+def assign_splits(
+    people: list[Person], dev: int, cal: int, seed: int
+) -> dict[str, str]:
     """person id -> split. A person is on exactly one side, whatever engines it spans.
 
     At least one person always stays in train, so tiny builds shrink the held-out sets.
@@ -89,17 +93,20 @@ def plan_recordings(
     for person in people:
         for r in range(recordings_per_speaker):
             rng = rng_for(seed, "recording", person.person_id, r)
-            plans.append(RecordingPlan(
-                speaker=person.person_id,
-                recording=f"r{r:02d}",
-                split=splits[person.person_id],
-                # A recording session uses one of the person's voices (engine/language).
-                voice=person.voices[int(rng.integers(len(person.voices)))],
-                channel=draw_channel(rng, room_count),
-                utterances=tuple(
-                    _plan_utterance(rng, f"u{u:02d}") for u in range(utterances_per_recording)
-                ),
-            ))
+            plans.append(
+                RecordingPlan(
+                    speaker=person.person_id,
+                    recording=f"r{r:02d}",
+                    split=splits[person.person_id],
+                    # A recording session uses one of the person's voices (engine/language).
+                    voice=person.voices[int(rng.integers(len(person.voices)))],
+                    channel=draw_channel(rng, room_count),
+                    utterances=tuple(
+                        _plan_utterance(rng, f"u{u:02d}")
+                        for u in range(utterances_per_recording)
+                    ),
+                )
+            )
     return plans
 
 

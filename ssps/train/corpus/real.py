@@ -19,12 +19,19 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import SAMPLE_RATE, join_with_pauses, to_corpus_rate, trim_silence, write_wav
+from .audio import (
+    SAMPLE_RATE,
+    join_with_pauses,
+    to_corpus_rate,
+    trim_silence,
+    write_wav,
+)
 from .render import UtteranceRow
 
 UQM_ZIP = Path("/usr/share/games/uqm/content/addons/uqm-0.8.0-voice.uqm")
 ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds")
-FSDD_RECORDINGS = Path(__file__).resolve().parents[3] / "../shared/data/fsdd/recordings"
+# shared/ sits beside the repository checkout.
+FSDD_RECORDINGS = Path(__file__).resolve().parents[4] / "shared/data/fsdd/recordings"
 
 LICENCES = {
     "uqm": "uqm-voice (Star Control II voice acting): CC BY-NC-SA 2.5",
@@ -67,9 +74,16 @@ def uqm_jobs(limit: int | None, seed: int) -> list[RealJob]:
             if len(parts) == 3 and parts[0] == "3dovoice" and name.endswith(".ogg"):
                 folders.setdefault(parts[1], []).append(name)
     return [
-        RealJob("uqm", f"uqm-{UQM_SAME_VOICE.get(folder, folder)}", folder,
-                tuple(sorted(members)), limit, seed)
-        for folder, members in sorted(folders.items()) if folder not in UQM_UNUSABLE
+        RealJob(
+            "uqm",
+            f"uqm-{UQM_SAME_VOICE.get(folder, folder)}",
+            folder,
+            tuple(sorted(members)),
+            limit,
+            seed,
+        )
+        for folder, members in sorted(folders.items())
+        if folder not in UQM_UNUSABLE
     ]
 
 
@@ -83,34 +97,49 @@ def asterisk_jobs(limit: int | None, seed: int) -> list[RealJob]:
         files = tuple(sorted(str(p) for p in folder.rglob("*.wav")))
         if files:
             person = folder.name.split("_")[-1].lower()
-            jobs.append(RealJob("asterisk", f"asterisk-{person}", folder.name, files, limit, seed))
+            jobs.append(
+                RealJob(
+                    "asterisk", f"asterisk-{person}", folder.name, files, limit, seed
+                )
+            )
     return jobs
 
 
-def fsdd_jobs(limit: int | None, seed: int, root: Path = FSDD_RECORDINGS) -> list[RealJob]:
+def fsdd_jobs(
+    limit: int | None, seed: int, root: Path = FSDD_RECORDINGS
+) -> list[RealJob]:
     root = root.resolve()
     if not root.is_dir():
         return []
     by_speaker: dict[str, list[str]] = {}
     for path in sorted(root.glob("*_*_*.wav")):
         by_speaker.setdefault(path.stem.split("_")[1], []).append(str(path))
-    return [RealJob("fsdd", f"fsdd-{speaker}", "r00", tuple(files), limit, seed)
-            for speaker, files in sorted(by_speaker.items())]
+    return [
+        RealJob("fsdd", f"fsdd-{speaker}", "r00", tuple(files), limit, seed)
+        for speaker, files in sorted(by_speaker.items())
+    ]
 
 
 # -- Rendering one job -----------------------------------------------------------------
 
 
 def render_real(job: RealJob, wav_root: Path) -> list[UtteranceRow]:
-    utterances = {"uqm": _uqm_utterances, "asterisk": _asterisk_utterances,
-                  "fsdd": _fsdd_utterances}[job.source](job)
+    utterances = {
+        "uqm": _uqm_utterances,
+        "asterisk": _asterisk_utterances,
+        "fsdd": _fsdd_utterances,
+    }[job.source](job)
     rows = []
     for index, audio in enumerate(utterances):
         if job.limit is not None and index >= job.limit:
             break
         relative = f"{job.speaker}/{job.recording}/{index:04d}.wav"
         duration = write_wav(wav_root / relative, audio)
-        rows.append(UtteranceRow(relative, job.speaker, f"{job.speaker}/{job.recording}", duration))
+        rows.append(
+            UtteranceRow(
+                relative, job.speaker, f"{job.speaker}/{job.recording}", duration
+            )
+        )
     return rows
 
 
@@ -148,9 +177,11 @@ def _asterisk_utterances(job: RealJob):
 def _fsdd_utterances(job: RealJob):
     """Digit strings: the speaker's clips in a seeded order, five to an utterance."""
     order = np.random.default_rng([job.seed, 7]).permutation(len(job.members))
-    for start in range(0, len(order) - FSDD_DIGITS_PER_UTTERANCE + 1, FSDD_DIGITS_PER_UTTERANCE):
+    for start in range(
+        0, len(order) - FSDD_DIGITS_PER_UTTERANCE + 1, FSDD_DIGITS_PER_UTTERANCE
+    ):
         clips = []
-        for i in order[start: start + FSDD_DIGITS_PER_UTTERANCE]:
+        for i in order[start : start + FSDD_DIGITS_PER_UTTERANCE]:
             audio, rate = sf.read(job.members[i], dtype="float32")
             clips.append(trim_silence(to_corpus_rate(audio, rate)))
         yield join_with_pauses(clips, 0.2)

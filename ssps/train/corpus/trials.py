@@ -47,7 +47,9 @@ def make_trials(
     for row in rows:
         same_speaker = [r for r in by_speaker[row.speaker] if r.path != row.path]
         other_recording = [r for r in same_speaker if r.recording != row.recording]
-        partners = other_recording if other_recording or cross_recording_only else same_speaker
+        partners = (
+            other_recording if other_recording or cross_recording_only else same_speaker
+        )
         for partner in _sample(rng, partners, targets_per_utterance):
             add(1, row, partner)
         others = [r for r in rows if r.speaker != row.speaker]
