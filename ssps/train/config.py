@@ -53,10 +53,15 @@ class MethodSection:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd (the paper's DINO)
+    lr: float = 1e-3  # the peak lr for warmup_cosine
+    momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
-    lr_decay: float = 0.95  # lr *= lr_decay every lr_decay_every_epochs epochs
+    scheduler: str = "step"  # step | warmup_cosine (see ssps.train.trainer.build_optimizer)
+    lr_decay: float = 0.95  # step: lr *= lr_decay every lr_decay_every_epochs epochs
     lr_decay_every_epochs: int = 5
+    warmup_epochs: int = 10  # warmup_cosine: linear ramp from 0 to lr ...
+    min_lr: float = 1e-5  # ... then cosine down to min_lr
     grad_clip: float | None = None  # max gradient norm; None = no clipping
 
 

@@ -3,7 +3,8 @@
 ``train(config)`` runs the whole recipe in ``config.run_dir``:
 
 1. builds the dataset (``ssps.train.data``), the speaker encoder, SSPS (if enabled) and the
-   method (``ssps.train.methods``); Adam, lr x ``lr_decay`` every ``lr_decay_every_epochs``;
+   method (``ssps.train.methods``); Adam (or SGD), lr x ``lr_decay`` every
+   ``lr_decay_every_epochs`` (or linear warm-up then cosine, stepped every step);
 2. resumes from ``RUN_DIR/checkpoints/last.pt`` if it exists (or starts from
    ``train.init_from``'s), so a crashed run continues exactly where it stopped;
 3. trains epoch by epoch (bf16 autocast on CPUs that support it, AMP on GPU), saving the
@@ -91,7 +92,9 @@ class Trainer:
         self.steps_per_epoch = len(self.dataset) // global_batch
         if self.steps_per_epoch == 0:
             raise ConfigError(f"train.batch_size ({global_batch}) exceeds the number of training utterances ({len(self.dataset)})")
-        self.method: Method = build_method(config.method.options, SpeakerEncoder(config.model))
+        method_cls = method_class(config.method.name)
+        num_speakers = self._num_speakers() if method_cls.needs_labels else None
+        self.method: Method = build_method(config.method.options, SpeakerEncoder(config.model), num_speakers=num_speakers)
         # SSPS after the method: Q' stores what the method's loss sees (method.embedding_dim).
         self.method.ssps = self.ssps = self._build_ssps(self.method)
         self.method.to(self.device)
@@ -100,11 +103,8 @@ class Trainer:
             # Buffers are not broadcast each step: SSPS and MoCo queues are kept identical by
             # gathered writes, and the encoder's batch-norm statistics stay per rank (rank 0's are saved).
             self.model = DistributedDataParallel(self.method, broadcast_buffers=False)
-        trainable = [p for p in self.method.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=config.optim.lr_decay_every_epochs, gamma=config.optim.lr_decay
-        )
+        self.optimizer, self.scheduler = build_optimizer(config.optim, self.method, config.train.epochs * self.steps_per_epoch,
+                                                         self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.epoch = 0  # 0-based epoch in progress
         self.step_in_epoch = 0  # steps of that epoch already done
@@ -120,10 +120,12 @@ class Trainer:
         utterances = read_manifest(data.train_manifest)
         augment = None if data.augment.strategy == "none" else Augmenter(data.augment, speech=utterances)
         ssps = self.config.ssps
+        method = method_class(self.config.method.name)
         return SSLDataset(
             utterances,
             frame_seconds=data.frame_seconds,
-            view_seconds=method_class(self.config.method.name).view_seconds,
+            num_views=method.num_views,
+            view_seconds=method.views_for(self.config.method.options),
             reference_seconds=ssps.reference_seconds if ssps.enabled else None,
             augment=augment,
             positive=data.positive,
@@ -131,9 +133,20 @@ class Trainer:
             seed=self.config.seed,
         )
 
+    def _num_speakers(self) -> int:
+        """For the supervised baselines: every utterance must have a speaker label."""
+        if (self.dataset.speaker_ids < 0).any():
+            raise ConfigError(f"method {self.config.method.name!r} is supervised: every utterance of the manifest needs a speaker")
+        return len(self.dataset.speaker_names)
+
     def _build_ssps(self, method: Method) -> SSPS | None:
         if not self.config.ssps.enabled:
             return None
+        if method.needs_labels:
+            raise ConfigError(f"method {self.config.method.name!r} is supervised: SSPS does not apply (set ssps.enabled=false)")
+        if self.config.ssps.sampling == "centroid" and not method.positives_are_representations:
+            raise ConfigError(f"ssps.sampling=centroid takes centroids of representations as positives; method "
+                              f"{self.config.method.name!r} compares projector outputs: use clustering or nn")
         ssps = SSPS(
             self.config.ssps,
             num_samples=len(self.dataset),
@@ -164,9 +177,12 @@ class Trainer:
         self.method.on_epoch_start(self.epoch)
         if self.ssps is not None:
             self.ssps.on_epoch_start(self.epoch, resumed_mid_epoch=resumed_mid_epoch)
+        batches = self.method.epoch_batches(self.dataset, self.batch_per_rank, self.config.seed, self.epoch, self.step_in_epoch)
+        if batches is None:
+            batches = EpochBatches(len(self.dataset), self.batch_per_rank, self.config.seed, self.epoch, self.step_in_epoch)
         loader = DataLoader(
             self.dataset,
-            batch_sampler=EpochBatches(len(self.dataset), self.batch_per_rank, self.config.seed, self.epoch, self.step_in_epoch),
+            batch_sampler=batches,
             collate_fn=collate,
             num_workers=self.config.data.num_workers,
             pin_memory=self.device.type == "cuda",
@@ -200,19 +216,25 @@ class Trainer:
         views = [view.to(self.device, non_blocking=True) for view in raw["views"]]
         indices = raw["index"].to(self.device)
         reference = None
+        # Labels reach supervised methods only: an SSL method's batch never has any.
+        labels = torch.from_numpy(self.dataset.speaker_ids)[raw["index"]].to(self.device) if self.method.needs_labels else None
         with self._autocast():
             if self.ssps is not None:
                 self.ssps.begin_step(self.global_step)
                 if self.ssps.wants_reference(self.epoch):
-                    reference = self.ssps.encode_references(self.method.encoder, raw["reference"].to(self.device))
-            output = self.model(TrainBatch(views=views, indices=indices, reference=reference))
+                    # The encoder that is exported (DINO: the teacher) encodes the reference frames.
+                    reference = self.ssps.encode_references(self.method.exported_encoder(), raw["reference"].to(self.device))
+            output = self.model(TrainBatch(views=views, indices=indices, reference=reference, labels=labels))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(output.loss).backward()
+        self.method.before_optimizer_step(self.epoch)
         if self.config.optim.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_([p for p in self.method.parameters() if p.requires_grad], self.config.optim.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.config.optim.scheduler == "warmup_cosine":
+            self.scheduler.step()  # per step
         self.method.on_step_end(self.global_step, self.config.train.epochs * self.steps_per_epoch)
         return float(output.loss.detach()), output.metrics
 
@@ -232,15 +254,16 @@ class Trainer:
         metrics = {"loss": mean_loss, "lr": self.optimizer.param_groups[0]["lr"]}
         if self.ssps is not None:
             metrics.update(self.ssps.epoch_diagnostics())
-        self.scheduler.step()
+        if self.config.optim.scheduler == "step":
+            self.scheduler.step()  # per epoch
         self.epoch, self.step_in_epoch, self.epoch_loss_sum = finished, 0, 0.0
         if distributed.is_main():
-            save_weights(self.method.encoder, self.run_dir / f"checkpoints/epoch_{finished:04d}.safetensors")
+            save_weights(self.method.exported_encoder(), self.run_dir / f"checkpoints/epoch_{finished:04d}.safetensors")
             self._prune_epoch_weights()
         validation = self.config.eval.validation
         every = self.config.eval.validate_every_epochs
         if validation is not None and every > 0 and finished % every == 0:
-            result = evaluate_trials(self.method.encoder, validation.path, validation.audio_root, self.device,
+            result = evaluate_trials(self.method.exported_encoder(), validation.path, validation.audio_root, self.device,
                                      self.config.model.frontend.sample_rate)
             metrics.update({f"validation/{k}": v for k, v in result.items() if k in ("eer", "min_dcf")})
         self.log.scalars("epoch", finished, self.global_step, metrics)
@@ -321,7 +344,7 @@ class Trainer:
             # Stopped mid-epoch (--max-steps / --max-minutes): the current weights are the newest snapshot.
             current = self.run_dir / "checkpoints/current.safetensors"
             if distributed.is_main():
-                save_weights(self.method.encoder, current)
+                save_weights(self.method.exported_encoder(), current)
             sources = (sources + [str(current)])[-self.config.checkpoint.average_last :]
         distributed.barrier()
         if distributed.is_main():
@@ -353,6 +376,37 @@ class Trainer:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def build_optimizer(optim, method: Method, total_steps: int, steps_per_epoch: int):
+    """(optimiser, scheduler) from the ``optim:`` section.
+
+    ``scheduler: step`` (the paper's Adam recipe): lr x lr_decay every lr_decay_every_epochs
+    epochs, stepped at epoch ends. ``scheduler: warmup_cosine`` (its DINO recipe): lr rises
+    linearly from 0 over warmup_epochs, then follows a cosine down to min_lr at the last
+    step; stepped after every optimiser step.
+    """
+    trainable = [p for p in method.parameters() if p.requires_grad]
+    if optim.optimizer == "adam":
+        optimizer = torch.optim.Adam(trainable, lr=optim.lr, weight_decay=optim.weight_decay)
+    elif optim.optimizer == "sgd":
+        optimizer = torch.optim.SGD(trainable, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+    else:
+        raise ConfigError(f"optim.optimizer must be adam or sgd, got {optim.optimizer!r}")
+    if optim.scheduler == "step":
+        return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=optim.lr_decay_every_epochs, gamma=optim.lr_decay)
+    if optim.scheduler != "warmup_cosine":
+        raise ConfigError(f"optim.scheduler must be step or warmup_cosine, got {optim.scheduler!r}")
+    warmup = optim.warmup_epochs * steps_per_epoch
+    floor = optim.min_lr / optim.lr
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return floor + (1 - floor) * (1 + math.cos(math.pi * min(progress, 1.0))) / 2
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class EpochBatches(Sampler[list[int]]):

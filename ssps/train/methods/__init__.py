@@ -12,7 +12,7 @@ from typing import Any
 
 from ssps.errors import ConfigError
 from ssps.train.methods.base import METHODS, Method, StepOutput, TrainBatch, register_method
-from ssps.train.methods import moco, simclr  # noqa: F401  (registers the methods)
+from ssps.train.methods import dino, moco, simclr, supervised, swav, vicreg  # noqa: F401  (registers the methods)
 
 
 def method_class(name: str) -> type[Method]:
@@ -23,10 +23,15 @@ def method_class(name: str) -> type[Method]:
     return METHODS[name]
 
 
-def build_method(config: Any, encoder, ssps=None) -> Method:
-    """``config`` is the method's own ``Config`` dataclass (see ``ssps.train.config``)."""
+def build_method(config: Any, encoder, ssps=None, num_speakers: int | None = None) -> Method:
+    """``config`` is the method's own ``Config`` dataclass (see ``ssps.train.config``).
+    ``num_speakers`` reaches supervised methods only (``needs_labels``)."""
     for name, cls in METHODS.items():
-        if isinstance(config, cls.Config):
+        if type(config) is cls.Config:
+            if cls.needs_labels:
+                if not num_speakers:
+                    raise ConfigError(f"method {cls.name!r} is supervised: every utterance needs a speaker label")
+                return cls(config, encoder, ssps, num_speakers=num_speakers)
             return cls(config, encoder, ssps)
     raise ConfigError(f"no method takes a {type(config).__name__}")
 
