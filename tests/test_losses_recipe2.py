@@ -123,3 +123,17 @@ def test_supervised_contrastive_against_the_sum_written_out():
 def test_supervised_contrastive_needs_positives():
     with pytest.raises(ValueError, match="no anchor has a positive"):
         supervised_contrastive(torch.randn(3, 4), torch.tensor([0, 1, 2]))
+
+
+def test_losses_ignore_autocast_and_compute_in_float32():
+    from ssps.train.losses.nt_xent import nt_xent
+
+    torch.manual_seed(0)
+    z, z_pos = torch.randn(16, 64), torch.randn(16, 64)
+    exact = nt_xent(z, z_pos, temperature=0.03)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = nt_xent(z, z_pos, temperature=0.03)
+        supcon = supervised_contrastive(z, torch.arange(16) % 4)
+    assert under_autocast.dtype == torch.float32
+    assert under_autocast.item() == exact.item()
+    assert supcon.item() == supervised_contrastive(z, torch.arange(16) % 4).item()

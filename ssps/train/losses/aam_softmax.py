@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssps.train.losses.precision import in_float32
+
 
 class AAMSoftmax(nn.Module):
     def __init__(self, embedding_dim: int, num_classes: int, scale: float = 30.0, margin: float = 0.2):
@@ -21,6 +23,7 @@ class AAMSoftmax(nn.Module):
         self.weight = nn.Parameter(torch.randn(num_classes, embedding_dim) * 0.01)
         self.scale, self.margin = scale, margin
 
+    @in_float32
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cosine = F.linear(F.normalize(embeddings.float()), F.normalize(self.weight.float())).clamp(-1, 1)
         target_cosine = cosine.gather(1, labels[:, None])

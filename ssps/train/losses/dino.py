@@ -15,7 +15,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from ssps.train.losses.precision import in_float32
 
+
+@in_float32
 def dino_loss(
     student: list[torch.Tensor],
     teacher: list[torch.Tensor],

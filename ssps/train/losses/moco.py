@@ -13,7 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ssps.train.losses.precision import in_float32
 
+
+@in_float32
 def moco_contrastive(
     queries: torch.Tensor,
     keys: torch.Tensor,

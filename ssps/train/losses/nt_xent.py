@@ -16,7 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ssps.train.losses.precision import in_float32
 
+
+@in_float32
 def nt_xent(
     z: torch.Tensor,
     z_pos: torch.Tensor,

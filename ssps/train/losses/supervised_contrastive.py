@@ -12,7 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ssps.train.losses.precision import in_float32
 
+
+@in_float32
 def supervised_contrastive(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     z = F.normalize(embeddings.float(), dim=-1)
     n = len(z)

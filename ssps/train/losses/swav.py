@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from ssps.train.losses.precision import in_float32
+
 
 @torch.no_grad()
 def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -> torch.Tensor:
@@ -39,6 +41,7 @@ def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int 
     return (codes * batch).T  # each row is a distribution over prototypes
 
 
+@in_float32
 def swav_loss(
     scores: torch.Tensor,
     scores_pos: torch.Tensor,

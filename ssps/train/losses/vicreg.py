@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ssps.train.losses.precision import in_float32
+
 
 def invariance(z: torch.Tensor, z_pos: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(z, z_pos)
@@ -35,6 +37,7 @@ def covariance(z: torch.Tensor) -> torch.Tensor:
     return off_diagonal.pow(2).sum() / dim
 
 
+@in_float32
 def vicreg_loss(
     z: torch.Tensor,
     z_pos: torch.Tensor,
