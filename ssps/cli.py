@@ -37,10 +37,11 @@ DELEGATED: dict[tuple[str, ...], tuple[str, str, str | None]] = {
     ("data", "manifest"): ("ssps.train.data.manifest", "main", "train"),
     ("data", "synth"): ("ssps.train.corpus.__main__", "main", "train"),
     ("serve",): ("serve.__main__", "main", "serve"),
-    # Reserved for the evaluation issue: "not implemented yet" until these modules exist.
-    ("eval",): ("ssps.evaluate", "main", None),
-    ("calibrate",): ("ssps.calibrate", "main", None),
-    ("report",): ("ssps.report", "main", None),
+    # Torch-free: scoring a model directory needs only the inference install.
+    ("eval",): ("ssps.evaluation.cli", "eval_main", None),
+    ("calibrate",): ("ssps.evaluation.cli", "calibrate_main", None),
+    # Figures need matplotlib and scikit-learn, which come with the [train] extra.
+    ("report",): ("ssps.evaluation.cli", "report_main", "train"),
 }
 
 
@@ -217,9 +218,7 @@ def _delegate(command: str, module_name: str, function: str, extra: str | None, 
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         missing = err.name or ""
-        if module_name == missing or module_name.startswith(missing + "."):
-            print(f"ssps {command}: not implemented yet in this version of ssps", file=sys.stderr)
-        elif extra:
+        if extra:
             print(f"ssps {command} needs {missing!r}, which is not installed: pip install 'ssps[{extra}]'", file=sys.stderr)
         else:
             print(f"ssps {command}: missing dependency {missing!r}: {err}", file=sys.stderr)

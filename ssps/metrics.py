@@ -99,6 +99,19 @@ def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> tuple[float, flo
     return float(eer), float(threshold)
 
 
+def detection_cost(
+    false_reject: np.ndarray | float,
+    false_accept: np.ndarray | float,
+    p_target: float,
+    c_miss: float = 1.0,
+    c_fa: float = 1.0,
+) -> np.ndarray | float:
+    """``C_miss P_miss P_target + C_fa P_fa (1 - P_target)`` divided by the cost of the best
+    system that ignores its input, ``min(C_miss P_target, C_fa (1 - P_target))``."""
+    cost = c_miss * np.asarray(false_reject) * p_target + c_fa * np.asarray(false_accept) * (1 - p_target)
+    return cost / min(c_miss * p_target, c_fa * (1 - p_target))
+
+
 def min_dcf(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -108,10 +121,9 @@ def min_dcf(
 ) -> tuple[float, float]:
     """(normalised minDCF, threshold where it is reached)."""
     rates = error_rates(scores, labels)
-    cost = c_miss * rates.false_reject * p_target + c_fa * rates.false_accept * (1 - p_target)
+    cost = detection_cost(rates.false_reject, rates.false_accept, p_target, c_miss, c_fa)
     best = int(np.argmin(cost))
-    default_cost = min(c_miss * p_target, c_fa * (1 - p_target))
-    return float(cost[best] / default_cost), float(rates.thresholds[best])
+    return float(cost[best]), float(rates.thresholds[best])
 
 
 def verification_metrics(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01) -> dict[str, float]:

@@ -109,10 +109,12 @@ def test_info(run):
     assert code == 0 and "eer=0.5000" in out
 
 
-def test_reserved_commands_say_not_implemented(run):
-    for command in ("eval", "calibrate", "report"):
-        code, _, err = run(command, model=False)
-        assert code == 2 and "not implemented yet" in err
+def test_evaluation_commands_are_dispatched(capsys):
+    for command, option in (("eval", "--trials"), ("calibrate", "--trials"), ("report", "--figures")):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        assert option in capsys.readouterr().out
 
 
 def test_missing_extra_names_the_pip_command(run, monkeypatch):
