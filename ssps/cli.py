@@ -223,7 +223,10 @@ def _delegate(command: str, module_name: str, function: str, extra: str | None, 
         else:
             print(f"ssps {command}: missing dependency {missing!r}: {err}", file=sys.stderr)
         return EXIT_ERROR
-    result = getattr(module, function)(argv)
+    try:
+        result = getattr(module, function)(argv)
+    except SystemExit as exit_:  # the delegated argparse exits on --help (0) and usage errors (2)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
     return int(result or 0)
 
 
