@@ -176,14 +176,18 @@ def check_parity(encoder: SpeakerEncoder, onnx_path: Path, sample_rate: int) -> 
 
 
 def load_torch_model(model_dir: str | Path) -> NormalizedEmbedding:
-    """The PyTorch module (waveform -> L2-normalised embedding) of a model directory."""
+    """The PyTorch module (waveform -> L2-normalised embedding) of a model directory or of
+    a finished training run directory (``encoder.safetensors``)."""
     model_dir = Path(model_dir)
     config_path = model_dir / md.TRAIN_CONFIG_FILE
     if not config_path.is_file():
         raise ModelError(f"{config_path} does not exist: the model directory has no training config")
     spec = ModelSpec.from_dict(_read_yaml(config_path).get("model", {}))
     encoder = SpeakerEncoder(spec)
-    load_weights(encoder, model_dir / md.WEIGHTS_FILE)
+    weights = model_dir / md.WEIGHTS_FILE
+    if not weights.is_file() and (model_dir / RUN_WEIGHTS).is_file():
+        weights = model_dir / RUN_WEIGHTS
+    load_weights(encoder, weights)
     return NormalizedEmbedding(encoder).eval()
 
 
