@@ -240,3 +240,14 @@ def test_failing_voice_is_skipped_and_counted(monkeypatch, tmp_path):
     )
     assert "mbrola:mb-zz9" in meta["skipped_voices"]
     assert "mbrola-zz9" not in meta["speakers"] and len(meta["speakers"]) == 2
+
+
+def test_diagnose_scores_trials_with_the_package_metrics():
+    from ssps.train.corpus.diagnose import _trial_metrics
+
+    embeddings = {"a": np.array([1.0, 0.0]), "a2": np.array([0.9, 0.1]), "b": np.array([0.0, 1.0]), "c": np.array([0.6, 0.8])}
+    trials = [(1, "a", "a2"), (0, "a", "b"), (0, "a2", "c"), (1, "b", "c")]
+    # Cosines: 0.994 (target), 0 (non-target), 0.665 (non-target), 0.8 (target): separable.
+    result = _trial_metrics(trials, embeddings)
+    assert result["eer"] == 0.0 and result["min_dcf_0.01"] == 0.0
+    assert (result["targets"], result["nontargets"]) == (2, 2)

@@ -259,6 +259,23 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, corpus):
     assert "resumed from" in (resumed / "train.log").read_text()
 
 
+def test_init_from_continues_the_epoch_count_and_drops_unused_ssps_queues(tmp_path, corpus):
+    """init_from continues the source run's epoch count: epochs=1 after a 1-epoch run would
+    train nothing, silently, so it is refused with the value to set. A plain-SSL branch of a
+    run that filled SSPS queues loads the weights and leaves the queues out."""
+    _, manifest, _ = corpus
+    base_config = tiny_config(tmp_path / "base", manifest, train={"epochs": 1}, ssps={"start_epoch": 1})
+    base = train(load_config(write_config(tmp_path / "base.yaml", base_config)))
+    empty = tiny_config(tmp_path / "empty", manifest, train={"epochs": 1, "init_from": str(base)})
+    with pytest.raises(ConfigError, match=r"train.epochs=1 leaves nothing to train.*e\.g\. 3"):
+        train(load_config(write_config(tmp_path / "empty.yaml", empty)))
+    plain = tiny_config(tmp_path / "plain", manifest, train={"epochs": 2, "init_from": str(base)}, ssps={"enabled": False})
+    run_dir = train(load_config(write_config(tmp_path / "plain.yaml", plain)))
+    state = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)
+    assert (state["epoch"], state["global_step"]) == (2, 4)  # 2 steps of base + 2 of the branch
+    assert not any(key.startswith("ssps.") for key in state["method"])
+
+
 def test_filling_the_ssps_queues_does_not_change_training(tmp_path, corpus):
     """A baseline may fill the queues in its last epoch (to branch SSPS from it) for free:
     the reference pass has no gradient and runs in eval mode."""

@@ -320,13 +320,22 @@ class Trainer:
         else:
             # Another run (e.g. 100 epochs of plain SSL): its weights, optimiser and schedule;
             # SSPS state that run did not have starts empty.
-            missing, unexpected = self.method.load_state_dict(state["method"], strict=False)
+            weights = state["method"]
+            if self.ssps is None:  # the source filled SSPS queues this run does not use
+                weights = {key: value for key, value in weights.items() if not key.startswith("ssps.")}
+            missing, unexpected = self.method.load_state_dict(weights, strict=False)
             if unexpected or any(not key.startswith("ssps.") for key in missing):
                 raise ConfigError(f"train.init_from: {source} was trained with another method or model "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.epoch, self.global_step = state["epoch"], state["global_step"]
+            if self.epoch >= self.config.train.epochs:
+                raise ConfigError(
+                    f"train.epochs={self.config.train.epochs} leaves nothing to train: {source} has completed "
+                    f"{self.epoch} epoch(s) and init_from continues its epoch count. Set train.epochs above {self.epoch} "
+                    f"(e.g. {self.epoch + 2} for two more epochs)"
+                )
             self.log.info(f"initialised from {source} (epoch {self.epoch}, step {self.global_step})")
 
     def _epoch_weight_files(self) -> list[Path]:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ssps.metrics import min_dcf, verification_metrics
+
 from .trials import read_trials
 
 TRIAL_LISTS = ("synth_dev", "synth_cal", "real_uqm", "fsdd")
@@ -69,21 +71,7 @@ def run_diagnostics(
         f"{MAX_SECONDS:.0f} s of each file after its VAD",
         "embedded_files": len(paths),
         "embedding_seconds": round(time.time() - started, 1),
-        "eer_percent": {
-            name: {
-                "eer": round(
-                    100
-                    * equal_error_rate(
-                        [label for label, _, _ in trials],
-                        [_cosine(embeddings[a], embeddings[b]) for _, a, b in trials],
-                    ),
-                    2,
-                ),
-                "targets": sum(label for label, _, _ in trials),
-                "nontargets": sum(1 - label for label, _, _ in trials),
-            }
-            for name, trials in trial_samples.items()
-        },
+        "eer_percent": {name: _trial_metrics(trials, embeddings) for name, trials in trial_samples.items()},
         "train_similarity": _similarity_structure(train_sample, embeddings),
     }
     text = json.dumps(results, indent=2)
@@ -176,18 +164,17 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def equal_error_rate(labels, scores) -> float:
-    """The error rate where false acceptances and false rejections are equal (NaN if a
-    label is missing)."""
-    labels = np.asarray(labels, dtype=bool)
-    scores = np.asarray(scores, dtype=float)
-    if labels.all() or not labels.any():
-        return float("nan")
-    thresholds = np.sort(scores)
-    false_reject = np.array([np.mean(scores[labels] < t) for t in thresholds])
-    false_accept = np.array([np.mean(scores[~labels] >= t) for t in thresholds])
-    i = int(np.argmin(np.abs(false_reject - false_accept)))
-    return float((false_reject[i] + false_accept[i]) / 2)
+def _trial_metrics(trials, embeddings: dict[str, np.ndarray]) -> dict:
+    """EER (%) and minDCF (P_target 0.01 and 0.05) of cosine scores, from ssps.metrics."""
+    labels = np.array([label for label, _, _ in trials])
+    scores = np.array([_cosine(embeddings[a], embeddings[b]) for _, a, b in trials])
+    return {
+        "eer": round(verification_metrics(scores, labels)["eer"], 2),
+        "min_dcf_0.01": round(min_dcf(scores, labels, p_target=0.01)[0], 4),
+        "min_dcf_0.05": round(min_dcf(scores, labels, p_target=0.05)[0], 4),
+        "targets": int(labels.sum()),
+        "nontargets": int((1 - labels).sum()),
+    }
 
 
 def _similarity_structure(rows: list[dict], embeddings: dict[str, np.ndarray]) -> dict:
