@@ -87,8 +87,10 @@ class Server:
             self.process.kill()
 
 
-async def run_level(url: str, clips: list[bytes], concurrency: int, requests: int, max_seconds: float) -> dict:
-    """Send up to ``requests`` /verify requests from ``concurrency`` workers; stop at ``max_seconds``."""
+async def run_level(url: str, clips: list[bytes], concurrency: int, requests: int, max_seconds: float,
+                    form: dict | None = None) -> dict:
+    """Send up to ``requests`` /verify requests from ``concurrency`` workers; stop at ``max_seconds``.
+    ``form``: extra form fields of every request (e.g. a threshold for an uncalibrated model)."""
     latencies: list[float] = []
     errors = 0
     issued = 0
@@ -101,13 +103,13 @@ async def run_level(url: str, clips: list[bytes], concurrency: int, requests: in
             issued += 1
             files = {"a": ("a.wav", clips[i % len(clips)]), "b": ("b.wav", clips[(i + 1) % len(clips)])}
             started = time.perf_counter()
-            response = await client.post(f"{url}/verify", files=files)
+            response = await client.post(f"{url}/verify", files=files, data=form)
             latencies.append(time.perf_counter() - started)
             errors += response.status_code != 200
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        await worker_warm_up(client, url, clips)
+        await worker_warm_up(client, url, clips, form)
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
@@ -116,9 +118,9 @@ async def run_level(url: str, clips: list[bytes], concurrency: int, requests: in
             "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99))}
 
 
-async def worker_warm_up(client: httpx.AsyncClient, url: str, clips: list[bytes]) -> None:
+async def worker_warm_up(client: httpx.AsyncClient, url: str, clips: list[bytes], form: dict | None = None) -> None:
     for i in range(2):
-        await client.post(f"{url}/verify", files={"a": ("a.wav", clips[i]), "b": ("b.wav", clips[i + 1])})
+        await client.post(f"{url}/verify", files={"a": ("a.wav", clips[i]), "b": ("b.wav", clips[i + 1])}, data=form)
 
 
 def batch_stats(url: str) -> tuple[float, float]:
