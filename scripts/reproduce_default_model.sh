@@ -22,14 +22,19 @@ finished() { [ -f "$1/encoder.safetensors" ] && [ -f "$1/metrics.json" ]; }
 # 2. Stage A: SimCLR with same-utterance positives, 313 steps (what the shipped model used).
 finished runs/stage_a_simclr || "$python" -m ssps.train --config experiments/stage_a_simclr.yaml --max-steps 313
 
-# 3. SSPS-Clustering (K=1,643, M=1) from stage A, 296 steps.
+# 3. From stage A: one epoch of SimCLR that fills the SSPS queues, then SSPS-Clustering
+#    (K=1,643, M=1) to step 607 (294 steps), then 146 more SSPS steps to step 753
+#    (experiments/run_extension.sh does the same step 3b).
 finished runs/arm_ssps || "$python" -m ssps.train --config experiments/arm_ssps.yaml
+finished runs/arm_ssps_e5 || "$python" -m ssps.train --config experiments/arm_ssps.yaml \
+    run_dir=runs/arm_ssps_e5 train.init_from=runs/arm_ssps train.epochs=5 train.max_steps=753
 
 # 4. Export to ONNX, then fit the calibration and the thresholds on synth_cal (speakers
 #    unseen in training and in the reported dev lists).
-"$ssps" export runs/arm_ssps -o "$out" --name ssps-ecapa-default --overwrite
+"$ssps" export runs/arm_ssps_e5 -o "$out" --name ssps-ecapa-default --overwrite
 "$ssps" calibrate --model "$out" --trials data/corpus/trials_synth_cal.txt --root data/corpus/wav -q
 
 # 5. The reported numbers.
-"$ssps" eval --model "$out" --root data/corpus/wav -q \
+"$ssps" eval --model "$out" --root data/corpus/wav -q --plots \
+    --cohort data/corpus/train.csv --cohort-max 1000 --skip-errors \
     --trials data/corpus/trials_synth_dev.txt data/corpus/trials_real_uqm.txt data/corpus/trials_fsdd.txt
