@@ -1,8 +1,8 @@
 """Does a faster variant cost accuracy? EER on a bounded, balanced subset of a trial list,
-and the cosine between each file's embedding and the package default's embedding.
+and the cosine between each file's embedding and the fp32 baseline's embedding.
 
 Accepted loss (the verdict column): EER at most ``MAX_EER_LOSS`` points (absolute) above
-the package default on the same trials, and median cosine to its embeddings at least
+the fp32 baseline (ssps.load_model with precision fp32) on the same trials, and median cosine to its embeddings at least
 ``MIN_COSINE``. The EER of a few hundred trials is coarse (one target trial of 300 moves
 it by ~0.7 points), but all variants score the same trials, so the difference is paired.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import log, table
-from bench.variants import PACKAGE_DEFAULT, Variant
+from bench.variants import FP32_BASELINE, Variant
 
 MAX_EER_LOSS = 0.5  # EER points (%), absolute
 MIN_COSINE = 0.99
@@ -48,7 +48,7 @@ def _scores(embeddings: dict[str, np.ndarray], trials) -> np.ndarray:
     return np.array([float(unit[t.enrollment] @ unit[t.test]) for t in trials])
 
 
-def evaluate(variants: list[Variant], trials, waveforms: dict[str, np.ndarray], baseline: str = PACKAGE_DEFAULT) -> dict[str, dict]:
+def evaluate(variants: list[Variant], trials, waveforms: dict[str, np.ndarray], baseline: str = FP32_BASELINE) -> dict[str, dict]:
     """{numerics: {"eer", "cos_median", "cos_min", "seconds", "by"}}: each distinct
     numerics is measured once, with the first variant that has it."""
     from ssps.metrics import equal_error_rate
@@ -83,7 +83,7 @@ def keeps_accuracy(result: dict, reference: dict) -> bool:
             and result.get("cos_median", 0.0) >= MIN_COSINE)
 
 
-def verdict(variant: Variant, results: dict[str, dict], baseline: str = PACKAGE_DEFAULT) -> str:
+def verdict(variant: Variant, results: dict[str, dict], baseline: str = FP32_BASELINE) -> str:
     result = results.get(variant.numerics)
     reference = next((r for r in results.values() if r.get("by") == baseline), None)
     if result is None or "error" in result:
@@ -95,7 +95,7 @@ def verdict(variant: Variant, results: dict[str, dict], baseline: str = PACKAGE_
     return "yes" if keeps_accuracy(result, reference) else "**no**"
 
 
-def markdown(variants: list[Variant], results: dict[str, dict], trial_file: Path, trials, baseline: str = PACKAGE_DEFAULT) -> str:
+def markdown(variants: list[Variant], results: dict[str, dict], trial_file: Path, trials, baseline: str = FP32_BASELINE) -> str:
     reference = next((r for r in results.values() if r.get("by") == baseline), {})
     rows = []
     for v in variants:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.common import Timing, interleaved, log, round_ratios, spread, table
-from bench.variants import PACKAGE_DEFAULT, Variant
+from bench.variants import FP32_BASELINE, Variant
 
 RATE = 16_000
 
@@ -65,7 +65,7 @@ class Cell:
 
 
 def grid(variants: list[Variant], lengths: list[float], batches: list[int], repeats: int, max_seconds: float,
-         max_batch_audio: float, baseline: str = PACKAGE_DEFAULT) -> list[Cell]:
+         max_batch_audio: float, baseline: str = FP32_BASELINE) -> list[Cell]:
     cells = []
     for seconds in lengths:
         for batch in batches:
@@ -102,7 +102,7 @@ def _time_cell(cell: Cell, name: str) -> str:
 
 def speed_markdown(cells: list[Cell], variants: list[Variant], errors: dict[str, str], max_batch_audio: float) -> str:
     """One table per batch size: ms per clip (median [min, max] over rounds) and the speed-up
-    over the package default (median of per-round ratios)."""
+    over the fp32 baseline (median of per-round ratios)."""
     parts = []
     for batch in sorted({c.batch for c in cells}):
         row_cells = [c for c in cells if c.batch == batch]
@@ -114,7 +114,7 @@ def speed_markdown(cells: list[Cell], variants: list[Variant], errors: dict[str,
         rows += [[name, *(["failed"] * len(row_cells)), f"{error}", *([""] * (len(row_cells) - 1))] for name, error in errors.items()]
         rounds = max((len(t.seconds) for c in row_cells for t in c.timings.values()), default=0)
         parts.append(f"**Batch {batch}** (up to {rounds} timed rounds per cell; speed-up = time of "
-                     f"{PACKAGE_DEFAULT} / time of the variant, per round):\n\n" + table(headers, rows))
+                     f"{FP32_BASELINE} / time of the variant, per round):\n\n" + table(headers, rows))
     parts.append(f"Each call holds at most {max_batch_audio:g} s of audio (as the server's `--max-batch-audio-s`); "
                  "\"(cold)\": only the warm-up call fitted in the time budget.")
     return "\n\n".join(parts)

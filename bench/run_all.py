@@ -5,7 +5,7 @@
     python bench/run_all.py --only inference accuracy --lengths 3 --batches 1
 
 Sections: machine, GEMM peak, inference (PyTorch eager fp32/bf16, ONNX Runtime fp32 = the
-package default, int8 static QDQ, int8 dynamic, Resemblyzer) per clip length and batch,
+the fp32 baseline = ssps.load_model(precision='fp32'), int8 static QDQ, int8 dynamic, Resemblyzer) per clip length and batch,
 ONNX Runtime session settings, accuracy (EER per variant on a trial subset), server
 (/verify under load), training step (SimCLR vs SimCLR + SSPS, fp32 vs bf16), k-means and
 SSPS queue memory, and the scaling read off them. Every comparison is measured in this run,
@@ -42,6 +42,7 @@ from bench import (
 )
 from bench.common import log
 from ssps import model_dir as md
+from ssps.inference import ALLOW_SPINNING
 
 SECTIONS = ("gemm", "inference", "settings", "accuracy", "server", "training", "kmeans", "queues")
 CORPUS = REPO / "data" / "corpus"
@@ -142,7 +143,7 @@ class Report:
 
 def choose_default(cells, chosen: list, results: dict) -> tuple[str | None, float | None]:
     """The torch-free variant (usable by the package's inference path) that keeps accuracy
-    with the best geometric-mean speed-up over the package default."""
+    with the best geometric-mean speed-up over the fp32 baseline."""
     best, best_speedup = None, None
     for v in chosen:
         if not v.torch_free or accuracy.verdict(v, results) != "yes":
@@ -206,7 +207,8 @@ def run(args: argparse.Namespace) -> str:
 def inference_sections(args, model_ref: str, model_dir: Path, work: Path, report: Report, data: dict, summary: list[str]) -> None:
     from bench import quantize
 
-    clips = quantize.calibration_clips(args.calibration_manifest, args.calibration_clips, 3.0, inference.RATE)
+    manifest = args.calibration_manifest if args.calibration_manifest.is_file() else None  # else: shipped speech
+    clips = quantize.calibration_clips(manifest, args.calibration_clips, 3.0, inference.RATE)
     quantised = quantize.make_variants(model_dir, work, clips)
     chosen, errors = variants.build(model_ref, model_dir, quantised, with_resemblyzer=not args.no_resemblyzer)
     if "inference" in args.sections:
@@ -225,7 +227,7 @@ def inference_sections(args, model_ref: str, model_dir: Path, work: Path, report
         cells = inference.grid(settings, [length], args.batches, args.repeats, args.max_seconds, args.max_batch_audio, baseline=baseline)
         report.add("### ONNX Runtime session settings\n\n" + inference.settings_markdown(cells, baseline)
                    + "\n\nThe package default (`ssps.load_model`) is optimisation all with ONNX Runtime's own thread count "
-                   "(the physical cores) and spinning on.")
+                   f"(the physical cores) and spinning {'on' if ALLOW_SPINNING else 'off'} (`ssps.inference.ALLOW_SPINNING`).")
         ranked = sorted((speedup, v.name) for v in settings if (speedup := inference.mean_speedup(cells, v.name)))
         if ranked:
             speedup, name = ranked[-1]
@@ -243,12 +245,13 @@ def inference_sections(args, model_ref: str, model_dir: Path, work: Path, report
             report.add("### Accuracy per variant\n\n" + accuracy.markdown(chosen, results, _shown(args.trials), trials))
             if data.get("cells"):
                 best, speedup = choose_default(data["cells"], chosen, results)
-                summary.insert(0, _decision(best, speedup, data["cells"], chosen, results))
+                default_precision = md.read_config(model_dir).default_precision
+                summary.insert(0, _decision(best, speedup, data["cells"], chosen, results, default_precision))
     del chosen
     gc.collect()
 
 
-def _decision(best, speedup, cells, chosen, results) -> str:
+def _decision(best, speedup, cells, chosen, results, default_precision: str) -> str:
     """One paragraph: the fastest variant overall, and the one the default path could take."""
     speedups = {v.name: inference.mean_speedup(cells, v.name) for v in chosen if v.numerics != "resemblyzer"}
     speedups = {name: value for name, value in speedups.items() if value is not None}
@@ -257,12 +260,16 @@ def _decision(best, speedup, cells, chosen, results) -> str:
         fastest = max(speedups, key=speedups.get)
         keeps = accuracy.verdict(next(v for v in chosen if v.name == fastest), results)
         lines.append(f"Fastest variant overall (geometric mean over the cells of the speed-up vs "
-                     f"{variants.PACKAGE_DEFAULT}): {fastest} ({speedups[fastest]:.2f}x), keeps accuracy: {keeps}.")
-    if best is None or best == variants.PACKAGE_DEFAULT:
-        lines.append(f"No torch-free variant beats {variants.PACKAGE_DEFAULT} while keeping accuracy: the default stays.")
+                     f"{variants.FP32_BASELINE}): {fastest} ({speedups[fastest]:.2f}x), keeps accuracy: {keeps}.")
+    if best is None or best == variants.FP32_BASELINE:
+        lines.append(f"No torch-free variant beats {variants.FP32_BASELINE} while keeping accuracy: fp32 should stay the default.")
     else:
-        lines.append(f"Fastest torch-free variant that keeps accuracy: **{best}**, {speedup:.2f}x the package default "
+        lines.append(f"Fastest torch-free variant that keeps accuracy: **{best}**, {speedup:.2f}x the fp32 baseline "
                      "(geometric mean over the cells): the candidate for the default inference path.")
+    wanted = md.INT8 if best is not None and best.startswith("ONNX Runtime int8 static") else md.FP32
+    lines.append(f"This model's default precision (config.json): **{default_precision}**"
+                 + (" — it follows the measurement." if default_precision == wanted else
+                    f" — the measurement says {wanted}: run `ssps quantize` (see README, Precision)."))
     return " ".join(lines)
 
 
@@ -286,7 +293,7 @@ def _shown(path: Path) -> str:
 def scale_markdown(data: dict, args) -> str:
     parts = []
     if data.get("cells"):
-        parts.append("### Embedding time against clip length\n\n" + scale.embedding_vs_length(data["cells"], variants.PACKAGE_DEFAULT))
+        parts.append("### Embedding time against clip length\n\n" + scale.embedding_vs_length(data["cells"], variants.FP32_BASELINE))
     if data.get("server"):
         parts.append("### Server latency against concurrency\n\n" + scale.latency_vs_concurrency(data["server"]))
     if data.get("kmeans"):

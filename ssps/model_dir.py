@@ -5,6 +5,9 @@ Hub repository) holding:
 
 - ``model.onnx``: input ``waveform`` float32 [batch, samples] at ``sample_rate``, output
   ``embedding`` float32 [batch, dim], L2-normalised. The log-mel frontend is inside the graph.
+- ``model.int8.onnx`` (optional): the same model with int8 weights and activations
+  (``ssps quantize``), listed in ``config.json`` under ``variants`` with its sha256 and the
+  accuracy check it passed; ``default_precision`` says which graph ``load_model`` runs.
 - ``config.json``: described by :class:`ModelConfig` below.
 - ``model.safetensors`` + ``train_config.yaml``: the PyTorch weights and the config that
   built them (only training needs them).
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,10 @@ from ssps.errors import ModelError
 
 FORMAT_VERSION = 1
 ONNX_FILE = "model.onnx"
+INT8_ONNX_FILE = "model.int8.onnx"
+# Precisions a model directory can offer: fp32 is always model.onnx; the others are variants.
+FP32, INT8 = "fp32", "int8"
+PRECISIONS = (FP32, INT8)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAIN_CONFIG_FILE = "train_config.yaml"
@@ -55,6 +63,20 @@ class Calibration:
 
 
 @dataclass
+class Variant:
+    """Another ONNX graph of the same model (e.g. int8-quantised), stored beside model.onnx.
+
+    Thresholds and calibration are shared with fp32, so a variant is only worth shipping when
+    ``accuracy`` shows its scores barely moved (``ssps quantize --check-trials``).
+    """
+
+    file: str
+    sha256: str
+    method: dict[str, Any] = field(default_factory=dict)  # how it was made
+    accuracy: dict[str, Any] = field(default_factory=dict)  # its check against fp32, if run
+
+
+@dataclass
 class ModelConfig:
     """Everything inference needs to know about a model, stored as ``config.json``."""
 
@@ -73,13 +95,21 @@ class ModelConfig:
     default_threshold: str = "eer"
     calibration: Calibration | None = None
     untrained: bool = False
+    # Optional extra graphs by precision ("int8"), and the one load_model runs by default.
+    variants: dict[str, Variant] = field(default_factory=dict)
+    default_precision: str = FP32
     name: str = "unnamed"
     provenance: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+        data = asdict(self)
+        if not self.variants and self.default_precision == FP32:
+            # An fp32-only model is written exactly as before variants existed, so older
+            # ssps releases still read it.
+            del data["variants"], data["default_precision"]
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
@@ -94,9 +124,37 @@ class ModelConfig:
             data["thresholds"] = {k: Threshold(**v) for k, v in data.get("thresholds", {}).items()}
             if data.get("calibration") is not None:
                 data["calibration"] = Calibration(**data["calibration"])
-            return cls(**data)
+            data["variants"] = {k: Variant(**v) for k, v in data.get("variants", {}).items()}
+            config = cls(**data)
         except TypeError as err:
             raise ModelError(f"config.json is malformed: {err}") from err
+        unknown = sorted(set(config.variants) - set(PRECISIONS[1:]))
+        if unknown or config.default_precision not in config.precisions:
+            raise ModelError(
+                f"config.json is malformed: variants {sorted(config.variants)} and default_precision "
+                f"{config.default_precision!r} must name precisions among {list(PRECISIONS)}, the default "
+                "one present. Re-run `ssps quantize` or re-export the model."
+            )
+        return config
+
+    @property
+    def precisions(self) -> list[str]:
+        """The precisions this model directory offers, fp32 first."""
+        return [FP32, *self.variants]
+
+    def onnx_file(self, precision: str) -> tuple[str, str]:
+        """(file name, expected sha256) of the graph for ``precision``."""
+        if precision == FP32:
+            return ONNX_FILE, self.onnx_sha256
+        if precision not in PRECISIONS:
+            raise ModelError(f"unknown precision {precision!r}: use one of {list(PRECISIONS)}")
+        if precision not in self.variants:
+            raise ModelError(
+                f"model {self.name} has no {precision} graph (it offers {', '.join(self.precisions)}): "
+                f"make one with `ssps quantize MODEL_DIR`, or use precision 'fp32'"
+            )
+        variant = self.variants[precision]
+        return variant.file, variant.sha256
 
 
 def read_config(model_dir: str | Path) -> ModelConfig:
@@ -112,7 +170,11 @@ def read_config(model_dir: str | Path) -> ModelConfig:
 
 
 def write_config(model_dir: str | Path, config: ModelConfig) -> None:
-    (Path(model_dir) / CONFIG_FILE).write_text(config.to_json())
+    """Write ``config.json`` whole or not at all (a new file renamed over the old one)."""
+    path = Path(model_dir) / CONFIG_FILE
+    partial = path.with_name(CONFIG_FILE + ".partial")
+    partial.write_text(config.to_json())
+    os.replace(partial, path)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -123,16 +185,18 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_onnx_integrity(model_dir: str | Path, config: ModelConfig) -> Path:
-    """Return the path of model.onnx after checking it against the sha256 in config.json."""
-    onnx_path = Path(model_dir) / ONNX_FILE
+def check_onnx_integrity(model_dir: str | Path, config: ModelConfig, precision: str = FP32) -> Path:
+    """Return the path of the ONNX graph for ``precision`` (model.onnx for fp32) after
+    checking it against its sha256 in config.json."""
+    name, expected = config.onnx_file(precision)
+    onnx_path = Path(model_dir) / name
     if not onnx_path.is_file():
-        raise ModelError(f"{onnx_path} does not exist: is {model_dir} a model directory?")
+        raise ModelError(f"{onnx_path} does not exist: is {model_dir} a complete model directory?")
     actual = sha256_of(onnx_path)
-    if actual != config.onnx_sha256:
+    if actual != expected:
         raise ModelError(
             f"{onnx_path} does not match the sha256 in config.json (expected "
-            f"{config.onnx_sha256[:12]}..., found {actual[:12]}...): the file was modified or "
+            f"{expected[:12]}..., found {actual[:12]}...): the file was modified or "
             "truncated. Download or export the model again."
         )
     return onnx_path

@@ -65,7 +65,7 @@ def test_quick_run_writes_every_section(random_model_dir, tiny_trials, tmp_path)
     missing = [s for s in SECTIONS if s not in text]
     assert not missing, f"sections missing from the report: {missing}"
     assert "**Failed**" not in text, text
-    for variant in ("PyTorch eager fp32", "PyTorch eager bf16", "ONNX Runtime fp32 (package default)",
+    for variant in ("PyTorch eager fp32", "PyTorch eager bf16", "ONNX Runtime fp32 (ssps)",
                     "ONNX Runtime int8 static", "ONNX Runtime int8 dynamic"):
         assert variant in text
     assert "--quick" in text and "avx" in text.lower()  # the run says what it was and on what machine
@@ -107,7 +107,7 @@ def test_trial_subset_is_balanced_and_fixed(tiny_trials):
 
 
 def test_accuracy_verdict_applies_the_accepted_loss():
-    reference = {"eer": 5.0, "by": "ONNX Runtime fp32 (package default)"}
+    reference = {"eer": 5.0, "by": "ONNX Runtime fp32 (ssps)"}
     assert accuracy.keeps_accuracy({"eer": 5.0 + accuracy.MAX_EER_LOSS, "cos_median": 0.995}, reference)
     assert not accuracy.keeps_accuracy({"eer": 5.6, "cos_median": 0.999}, reference)
     assert not accuracy.keeps_accuracy({"eer": 4.0, "cos_median": 0.98}, reference)
@@ -126,7 +126,7 @@ def test_scale_reads_full_size_results():
     """The scale section on results shaped like a full run's (which tests do not run)."""
     from bench import inference, kmeans, scale
 
-    name = "ONNX Runtime fp32 (package default)"
+    name = "ONNX Runtime fp32 (ssps)"
     cells = [inference.Cell(s, b, {name: common.Timing([b * (0.01 + 0.02 * s)])}) for s in (1, 3, 10, 30) for b in (1, 32)]
     text = scale.embedding_vs_length(cells, name)
     assert "10.0 ms + 20.0 ms per audio second" in text and "linear within 20 %" in text

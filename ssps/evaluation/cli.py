@@ -22,6 +22,7 @@ from ssps.evaluation import normalization
 from ssps.evaluation.embedding import EmbeddingCache, default_cache_dir, embed_files, is_run_dir, model_cache_key, open_model
 from ssps.evaluation.trials import COSINE, ScoredTrials, read_manifest_paths, score_trials, trial_paths, write_scores
 from ssps.metrics import read_trials
+from ssps.model_dir import PRECISIONS
 from ssps.scoring import P_TARGETS, score_summary
 
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -47,7 +48,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    model = open_model(args.model, cache_dir, threads=args.threads, vad=args.vad)
+    model = open_model(args.model, cache_dir, threads=args.threads, vad=args.vad, precision=args.precision)
     print(f"model {model.model_id}" + ("  (untrained: random weights, scores mean nothing)" if model.config.untrained else ""))
     lists = [(Path(path), read_trials(path)) for path in args.trials]
     roots = {path: Path(args.root) if args.root else path.parent for path, _ in lists}
@@ -151,7 +152,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--prior must be between 0 and 1, got {args.prior}")
     read_config(args.model)  # fail early when it is no model directory
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    model = open_model(args.model, cache_dir, threads=args.threads, vad=args.vad)
+    model = open_model(args.model, cache_dir, threads=args.threads, vad=args.vad, precision=args.precision)
     trials_path = Path(args.trials)
     trials = read_trials(trials_path)
     root = Path(args.root) if args.root else trials_path.parent
@@ -265,6 +266,7 @@ def _parser(command: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--batch-seconds", type=float, default=60.0, help="audio per ONNX Runtime call (default %(default)s s)")
     parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     parser.add_argument("--vad", action="store_true", help="trim non-speech with Silero VAD first")
+    parser.add_argument("--precision", choices=PRECISIONS, help="graph to run: fp32 or int8 (default: $SSPS_PRECISION or the model's)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -46,7 +46,7 @@ def is_run_dir(ref: str | os.PathLike) -> bool:
     return (path / RUN_CONFIG).is_file() and (path / RUN_WEIGHTS).is_file() and not (path / md.CONFIG_FILE).is_file()
 
 
-def open_model(ref: str | None, cache_dir: Path, threads: int | None = None, vad: bool = False):
+def open_model(ref: str | None, cache_dir: Path, threads: int | None = None, vad: bool = False, precision: str | None = None):
     """Load ``ref`` (model directory, ``hf://`` ref, training run directory, or None for the
     default model) as a ``SpeakerModel``, without the untrained-model warning."""
     from ssps.inference import UntrainedModelWarning, load_model
@@ -55,7 +55,7 @@ def open_model(ref: str | None, cache_dir: Path, threads: int | None = None, vad
         ref = str(export_run_dir(Path(ref), cache_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrainedModelWarning)  # eval says so itself
-        return load_model(ref, threads=threads, vad=vad)
+        return load_model(ref, threads=threads, vad=vad, precision=precision)
 
 
 def export_run_dir(run_dir: Path, cache_dir: Path) -> Path:
@@ -115,7 +115,7 @@ class EmbeddingCache:
 
 
 def model_cache_key(model) -> str:
-    return model.config.onnx_sha256 + ("-vad" if model.vad is not None else "")
+    return model.onnx_sha256 + ("-vad" if model.vad is not None else "")
 
 
 def embed_files(
