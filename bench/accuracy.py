@@ -17,9 +17,11 @@ import numpy as np
 
 from bench.common import log, table
 from bench.variants import FP32_BASELINE, Variant
+from ssps.train.quantize import ACCEPTED_EER_INCREASE, MIN_MEDIAN_COSINE
 
-MAX_EER_LOSS = 0.5  # EER points (%), absolute
-MIN_COSINE = 0.99
+# The accepted loss is the one `ssps quantize --set-default` applies: one rule, one place.
+MAX_EER_LOSS = ACCEPTED_EER_INCREASE  # EER points (%), absolute
+MIN_COSINE = MIN_MEDIAN_COSINE
 
 
 def trial_subset(path: Path, count: int, seed: int = 0):

@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="the Markdown report")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--skip", nargs="+", choices=SECTIONS, default=[], help="skip these sections")
-    parser.add_argument("--trials", type=Path, default=CORPUS / "trials_synth_cal.txt", help="trial list for the EER check")
+    parser.add_argument("--trials", type=Path, default=CORPUS / "trials_synth_dev.txt", help="trial list for the EER check")
     parser.add_argument("--audio-root", type=Path, help="folder the trial paths are relative to (default: wav/ beside the list)")
     parser.add_argument("--calibration-manifest", type=Path, default=CORPUS / "train.csv",
                         help="training manifest whose clips calibrate int8 (default: the corpus; else the shipped speech file)")

@@ -229,7 +229,12 @@ class SpeakerModel:
         calibration = self.config.calibration
         if calibration is None:
             return None
-        return float(1.0 / (1.0 + math.exp(-(calibration.scale * score + calibration.offset))))
+        log_odds = calibration.scale * score + calibration.offset
+        # The logistic function in the form whose exp cannot overflow (a steep calibration
+        # fitted on well-separated scores gives log-odds in the thousands).
+        if log_odds >= 0:
+            return float(1.0 / (1.0 + math.exp(-log_odds)))
+        return float(math.exp(log_odds) / (1.0 + math.exp(log_odds)))
 
     def decide(self, score: float, threshold: float | str | None = None) -> VerificationResult:
         """Turn a score into a decision (the server uses this too)."""
@@ -307,6 +312,7 @@ def load_model(
     chosen_providers = _choose_providers(providers)
     precision = precision or os.environ.get(PRECISION_ENV, "").strip() or _default_precision(config, chosen_providers)
     onnx_path = md.check_onnx_integrity(directory, config, precision)
+    config = config.for_precision(precision)  # thresholds and calibration of the graph that runs
     if config.untrained:
         warnings.warn(f"model {config.name} is untrained (random weights, for tests): its scores mean nothing", UntrainedModelWarning, stacklevel=2)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +66,25 @@ class Calibration:
 class Variant:
     """Another ONNX graph of the same model (e.g. int8-quantised), stored beside model.onnx.
 
-    Thresholds and calibration are shared with fp32, so a variant is only worth shipping when
-    ``accuracy`` shows its scores barely moved (``ssps quantize --check-trials``).
+    Quantisation shifts scores a little, so a variant may carry thresholds and a calibration
+    fitted on its own scores (``ssps quantize --calibrate-trials``, ``ssps calibrate
+    --precision int8``); without them, fp32's apply.
     """
 
     file: str
     sha256: str
     method: dict[str, Any] = field(default_factory=dict)  # how it was made
     accuracy: dict[str, Any] = field(default_factory=dict)  # its check against fp32, if run
+    thresholds: dict[str, Threshold] = field(default_factory=dict)
+    calibration: Calibration | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Variant":
+        data = dict(data)
+        data["thresholds"] = {k: Threshold(**v) for k, v in data.get("thresholds", {}).items()}
+        if data.get("calibration") is not None:
+            data["calibration"] = Calibration(**data["calibration"])
+        return cls(**data)
 
 
 @dataclass
@@ -124,7 +135,7 @@ class ModelConfig:
             data["thresholds"] = {k: Threshold(**v) for k, v in data.get("thresholds", {}).items()}
             if data.get("calibration") is not None:
                 data["calibration"] = Calibration(**data["calibration"])
-            data["variants"] = {k: Variant(**v) for k, v in data.get("variants", {}).items()}
+            data["variants"] = {k: Variant.from_dict(v) for k, v in data.get("variants", {}).items()}
             config = cls(**data)
         except TypeError as err:
             raise ModelError(f"config.json is malformed: {err}") from err
@@ -141,6 +152,15 @@ class ModelConfig:
     def precisions(self) -> list[str]:
         """The precisions this model directory offers, fp32 first."""
         return [FP32, *self.variants]
+
+    def for_precision(self, precision: str) -> "ModelConfig":
+        """This config as the graph of ``precision`` scores: the variant's own thresholds and
+        calibration when it has thresholds (both or neither), else fp32's."""
+        self.onnx_file(precision)  # a precision the model lacks is an error, not fp32
+        variant = self.variants.get(precision)
+        if variant is None or not variant.thresholds:
+            return self
+        return replace(self, thresholds=dict(variant.thresholds), calibration=variant.calibration)
 
     def onnx_file(self, precision: str) -> tuple[str, str]:
         """(file name, expected sha256) of the graph for ``precision``."""

@@ -32,6 +32,19 @@ def test_the_default_model_is_a_trained_calibrated_model_directory():
     assert "non-commercial" in card
 
 
+def test_the_default_model_runs_its_checked_int8_graph(monkeypatch):
+    """bench/ measured int8 faster at equal accuracy (docs/benchmarks.md): it is the default,
+    with its own thresholds fitted on the same list as fp32's, and its check on record."""
+    monkeypatch.delenv(inference.PRECISION_ENV, raising=False)
+    config = md.read_config(DEFAULT_DIR)
+    assert config.default_precision == md.INT8
+    md.check_onnx_integrity(DEFAULT_DIR, config, md.INT8)
+    int8 = config.variants[md.INT8]
+    assert int8.accuracy["accepted"] and int8.accuracy["eer_increase"] <= int8.accuracy["accepted_eer_increase"]
+    assert int8.thresholds["eer"].measured_on == config.thresholds["eer"].measured_on
+    assert ssps.load_model(DEFAULT_DIR).precision == md.INT8
+
+
 def test_load_model_without_argument_uses_the_bundled_default(monkeypatch):
     monkeypatch.delenv(inference.MODEL_ENV, raising=False)
     model = ssps.load_model()
@@ -64,7 +77,7 @@ def test_verify_json_from_the_cli_names_the_default_model():
     assert answer["same_speaker"] is True
 
 
-@pytest.mark.parametrize("name", ["model.onnx", "config.json", "README.md"])
+@pytest.mark.parametrize("name", ["model.onnx", "model.int8.onnx", "config.json", "README.md"])
 def test_the_wheel_ships_what_inference_reads(name):
     pyproject = (REPO / "pyproject.toml").read_text()
     assert f'"models/{inference.DEFAULT_MODEL_NAME}/{name}"' in pyproject

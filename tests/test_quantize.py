@@ -20,6 +20,7 @@ pytest.importorskip("onnx", reason="quantising needs the onnx package (the [trai
 import ssps  # noqa: E402
 from ssps import model_dir as md  # noqa: E402
 from ssps.cli import main as cli  # noqa: E402
+from ssps.train.quantize import embedding_head_nodes  # noqa: E402
 from ssps.train.quantize import main as quantize  # noqa: E402
 
 
@@ -39,10 +40,10 @@ def trials(speech, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def int8_dir(random_model_dir, speech, trials, tmp_path_factory):
-    """A copy of the test model, quantised, checked on ``trials`` and made int8 by default."""
+    """A copy of the test model, quantised, calibrated and checked on ``trials``, int8 by default."""
     directory = tmp_path_factory.mktemp("int8") / "model"
     shutil.copytree(random_model_dir, directory)
-    code = quantize([str(directory), "--calibration-clips", "4", "--check-trials", str(trials),
+    code = quantize([str(directory), "--calibration-clips", "4", "--calibrate-trials", str(trials), "--check-trials", str(trials),
                      "--root", str(speech["a1"].parent), "--accepted-eer-increase", "100", "--min-cosine", "0", "--set-default", "--threads", "1"])
     assert code == 0
     return directory
@@ -61,6 +62,7 @@ def test_quantize_writes_a_listed_checked_int8_graph(int8_dir, random_model_dir)
     assert variant.file == md.INT8_ONNX_FILE
     assert variant.sha256 == md.sha256_of(int8_dir / md.INT8_ONNX_FILE)
     assert variant.method["calibration_clips"] == 4 and "QDQ" in variant.method["method"]
+    assert variant.method["fp32_nodes"] == embedding_head_nodes(int8_dir / md.ONNX_FILE)
     check = variant.accuracy
     assert check["accepted"] is True and check["trials"] == "trials.txt (4 trials)"
     assert set(check) >= {"fp32", "int8", "eer_increase", "cosine_to_fp32"}
@@ -83,6 +85,42 @@ def test_load_model_runs_the_precision_asked_for(int8_dir, speech, monkeypatch):
     monkeypatch.setenv("SSPS_PRECISION", "fp32")
     assert load(int8_dir).precision == "fp32"  # the environment beats the model's default
     assert load(int8_dir, precision="int8").precision == "int8"  # the argument beats both
+
+
+def test_the_embedding_head_stays_fp32(random_model_dir):
+    import onnx
+
+    heads = embedding_head_nodes(random_model_dir / md.ONNX_FILE)
+    graph = onnx.load(str(random_model_dir / md.ONNX_FILE)).graph
+    ops = {node.name: node.op_type for node in graph.node}
+    # ECAPA's head: two attention convolutions in the pooling, the embedding layer.
+    assert sorted(ops[name] for name in heads) == ["Conv", "Conv", "Gemm"]
+
+
+def test_int8_scores_with_its_own_thresholds_and_calibration(int8_dir):
+    config = md.read_config(int8_dir)
+    variant = config.variants[md.INT8]
+    assert set(variant.thresholds) == {"eer", "far1"} and variant.calibration is not None
+    assert variant.thresholds["eer"].measured_on == "trials.txt (4 trials)"
+    int8, fp32 = load(int8_dir), load(int8_dir, precision="fp32")
+    assert int8.threshold() == variant.thresholds["eer"].value
+    assert fp32.threshold() == config.thresholds["eer"].value  # fp32 keeps its own
+    log_odds = variant.calibration.scale * 0.5 + variant.calibration.offset
+    assert int8.probability(0.5) == pytest.approx(0.5 * (1 + np.tanh(log_odds / 2)))  # the same logistic, overflow-free
+    assert int8.probability(-1.0) >= 0.0 and int8.probability(1.0) <= 1.0  # steep fits (4 trials) must not overflow
+
+
+def test_ssps_calibrate_writes_the_graph_it_scored(int8_dir, speech, trials, tmp_path, capsys):
+    directory = tmp_path / "model"
+    shutil.copytree(int8_dir, directory)
+    before = md.read_config(directory)
+    code = cli(["calibrate", "--model", str(directory), "--precision", "int8", "--trials", str(trials),
+                "--root", str(speech["a1"].parent), "--no-cache", "-q", "--threads", "1"])
+    assert code == 0, capsys.readouterr().err
+    assert "of the int8 graph" in capsys.readouterr().out
+    after = md.read_config(directory)
+    assert after.thresholds == before.thresholds and after.calibration == before.calibration  # fp32 untouched
+    assert after.variants[md.INT8].thresholds["eer"].measured_on == "trials.txt (4 trials)"
 
 
 def test_sessions_do_not_spin(int8_dir):

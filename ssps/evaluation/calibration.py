@@ -90,17 +90,24 @@ def calibrate_model_dir(
     labels: np.ndarray,
     measured_on: str,
     prior: float = 0.5,
+    precision: str = md.FP32,
 ) -> md.ModelConfig:
-    """Fit the calibration and thresholds on ``scores`` and write them to config.json.
+    """Fit the calibration and thresholds on ``scores`` (made by the graph of ``precision``)
+    and write them to config.json: at the top level for fp32, in the variant otherwise.
+    Returns the config as that graph sees it.
 
-    Only config.json changes; its sha256 covers model.onnx, which stays untouched.
+    Only config.json changes; the sha256s cover the ONNX graphs, which stay untouched.
     """
     config = md.read_config(model_dir)
+    config.onnx_file(precision)  # the model must have that graph
     scale, offset = fit_logistic_calibration(scores, labels, prior)
-    config.calibration = md.Calibration(scale=scale, offset=offset, fitted_on=measured_on)
-    config.thresholds.update(thresholds_from_scores(scores, labels, measured_on))
+    calibration = md.Calibration(scale=scale, offset=offset, fitted_on=measured_on)
+    thresholds = thresholds_from_scores(scores, labels, measured_on)
+    target = config if precision == md.FP32 else config.variants[precision]
+    target.calibration = calibration
+    target.thresholds.update(thresholds)
     md.write_config(model_dir, config)
-    return config
+    return config.for_precision(precision)
 
 
 def llrs_from_calibration(scores: np.ndarray, calibration: md.Calibration) -> np.ndarray:

@@ -166,7 +166,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         calibration = Calibration(scale, offset, measured_on)
         thresholds = thresholds_from_scores(scores, labels, measured_on)
     else:
-        config = calibrate_model_dir(args.model, scores, labels, measured_on, args.prior)
+        config = calibrate_model_dir(args.model, scores, labels, measured_on, args.prior, precision=model.precision)
         calibration, thresholds = config.calibration, config.thresholds
     print(f"calibration: P(same speaker) = sigmoid({calibration.scale:.4f} * score {calibration.offset:+.4f})")
     for name, threshold in thresholds.items():
@@ -175,7 +175,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     summary = _summaries(scored, calibration)[COSINE]
     print(f"on the same list: EER {summary['eer']:.2f} %, actDCF0.01 {summary['act_dcf_0.01']:.4f}, Cllr {summary['cllr']:.4f} "
           "(optimistic: measured on the data it was fitted on)")
-    print("dry run: nothing written" if args.dry_run else f"wrote calibration and thresholds to {Path(args.model) / 'config.json'}")
+    print("dry run: nothing written" if args.dry_run
+          else f"wrote calibration and thresholds of the {model.precision} graph to {Path(args.model) / 'config.json'}")
     return EXIT_OK
 
 
