@@ -50,9 +50,11 @@ def _scores(embeddings: dict[str, np.ndarray], trials) -> np.ndarray:
     return np.array([float(unit[t.enrollment] @ unit[t.test]) for t in trials])
 
 
-def evaluate(variants: list[Variant], trials, waveforms: dict[str, np.ndarray], baseline: str = FP32_BASELINE) -> dict[str, dict]:
+def evaluate(variants: list[Variant], trials, waveforms: dict[str, np.ndarray], baseline: str = FP32_BASELINE,
+             skip: dict[str, str] | None = None) -> dict[str, dict]:
     """{numerics: {"eer", "cos_median", "cos_min", "seconds", "by"}}: each distinct
-    numerics is measured once, with the first variant that has it."""
+    numerics is measured once, with the first variant that has it; numerics in ``skip``
+    are reported with the reason given instead."""
     from ssps.metrics import equal_error_rate
 
     labels = np.array([t.label for t in trials])
@@ -61,6 +63,9 @@ def evaluate(variants: list[Variant], trials, waveforms: dict[str, np.ndarray], 
     results: dict[str, dict] = {}
     for variant in order:
         if variant.numerics in results:
+            continue
+        if variant.numerics in (skip or {}):
+            results[variant.numerics] = {"error": skip[variant.numerics], "by": variant.name}
             continue
         log(f"accuracy: {variant.name} on {len(trials)} trials ({len(waveforms)} files)")
         started = time.perf_counter()
@@ -103,7 +108,7 @@ def markdown(variants: list[Variant], results: dict[str, dict], trial_file: Path
     for v in variants:
         r = results.get(v.numerics, {})
         if "error" in r:
-            rows.append((v.name, "failed", r["error"], "", "", "not measured"))
+            rows.append((v.name, "skipped" if r["error"].startswith("skipped") else "failed", r["error"], "", "", "not measured"))
             continue
         eer = f"{r['eer']:.2f}" if "eer" in r else "n/a"
         delta = f"{r['eer'] - reference['eer']:+.2f}" if "eer" in r and "eer" in reference and v.numerics != "resemblyzer" else ""

@@ -101,6 +101,12 @@ def spread(values: Sequence[float], fmt: str = "{:.1f}", scale: float = 1.0) -> 
     return f"{middle} [{fmt.format(min(scaled))}, {fmt.format(max(scaled))}]"
 
 
+def rate(value: float) -> str:
+    """A GFLOP/s figure: whole numbers, but two significant digits below 10 (emulated bf16
+    runs at a fraction of one)."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.common import interleaved, log, table
+from bench.common import interleaved, log, rate, table
 
 
 def gemm_ops(n: int) -> float:
@@ -76,7 +76,7 @@ def peak(result: dict, kind: str) -> float | None:
 
 def markdown(result: dict) -> str:
     n = result["n"]
-    rows = [(name, f"{row['peak']:.0f}", f"{row['median']:.0f}", row["n"]) for name, row in result["rows"].items()]
+    rows = [(name, rate(row["peak"]), rate(row["median"]), row["n"]) for name, row in result["rows"].items()]
     rows += [(name, "failed", error, 0) for name, error in result["errors"].items()]
     return (f"Square matrix product, n = {n} ({gemm_ops(n) / 1e9:.1f} GFLOP per call), all threads:\n\n"
             + table(("kernel", "peak GFLOP/s (best call)", "median GFLOP/s", "calls"), rows))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.common import Timing, interleaved, log, round_ratios, spread, table
+from bench.common import Timing, interleaved, log, rate, round_ratios, spread, table
 from bench.variants import FP32_BASELINE, Variant
 
 RATE = 16_000
@@ -129,10 +129,10 @@ def gflops_markdown(cells: list[Cell], variants: list[Variant], flops: dict[floa
         if v.numerics == "resemblyzer":
             continue  # another network: our FLOP count does not apply
         peak = peaks.get(v.peak, {}).get("peak")
-        row = [v.name, f"{v.peak}: {peak:.0f}" if peak else "n/a"]
+        row = [v.name, f"{v.peak}: {rate(peak)}" if peak else "n/a"]
         for cell in cells:
             value = gflops(cell, v.name, flops)
-            row.append("n/a" if value is None else f"{value:.0f}" + (f" ({100 * value / peak:.0f} %)" if peak else ""))
+            row.append("n/a" if value is None else rate(value) + (f" ({100 * value / peak:.0f} %)" if peak else ""))
         rows.append(row)
     return (f"Model FLOPs per clip (GFLOP): {counted}. Achieved GFLOP/s (median round) and, in brackets, "
             "the share of the GEMM peak measured in this run (int8 variants: GOP/s against the int8 GEMM):\n\n"

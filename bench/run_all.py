@@ -1,6 +1,6 @@
 """Run every benchmark on this machine in bounded time and write docs/benchmarks.md.
 
-    python bench/run_all.py                      # the default model, full size (~30 min on 2 cores)
+    python bench/run_all.py                      # the default model, full size (see below for the time)
     python bench/run_all.py --model /tmp/m --quick --out /tmp/bench.md   # a smoke run (1-3 minutes)
     python bench/run_all.py --only inference accuracy --lengths 3 --batches 1
 
@@ -11,6 +11,10 @@ ONNX Runtime session settings, accuracy (EER per variant on a trial subset), ser
 SSPS queue memory, and the scaling read off them. Every comparison is measured in this run,
 in interleaved rounds; figures are median [min, max] over the rounds. Each cell stops
 repeating after ``--max-seconds``; a section that fails is reported and the others go on.
+
+Time: the full run took 77 minutes on a 2-core AVX2 EPYC (2026-11-30), 39 of them for the
+accuracy of emulated bf16, which is now skipped on CPUs without native bf16; the 30 s x 32
+inference cell takes ~10 minutes whatever ``--max-seconds`` says (one round is that long).
 """
 
 from __future__ import annotations
@@ -240,7 +244,10 @@ def inference_sections(args, model_ref: str, model_dir: Path, work: Path, report
         else:
             trials = accuracy.trial_subset(args.trials, args.trial_count)
             waveforms = accuracy.load_waveforms(trials, args.audio_root)
-            results = accuracy.evaluate(chosen, trials, waveforms)
+            # Emulated bf16 embeds ~40x slower than fp32 (the speed table): its accuracy alone took
+            # 39 of a 77-minute run on an AVX2 machine, and it cannot be a candidate there.
+            skip = {} if native_bf16() else {"bf16": "skipped: no native bf16 on this CPU (emulated; see the speed table)"}
+            results = accuracy.evaluate(chosen, trials, waveforms, skip=skip)
             data["accuracy"] = results
             report.add("### Accuracy per variant\n\n" + accuracy.markdown(chosen, results, _shown(args.trials), trials))
             if data.get("cells"):
@@ -290,6 +297,13 @@ def _shown(path: Path) -> str:
         return path.name
 
 
+def native_bf16() -> bool:
+    """The trainer's own test (AVX512-BF16 or AMX); without it bf16 is emulated and slow."""
+    from ssps.train.trainer import cpu_supports_bf16
+
+    return cpu_supports_bf16()
+
+
 def scale_markdown(data: dict, args) -> str:
     parts = []
     if data.get("cells"):
@@ -297,7 +311,8 @@ def scale_markdown(data: dict, args) -> str:
     if data.get("server"):
         parts.append("### Server latency against concurrency\n\n" + scale.latency_vs_concurrency(data["server"]))
     if data.get("kmeans"):
-        parts.append("### SSPS cost against N\n\n" + scale.ssps_cost_vs_n(data["kmeans"], data.get("training"), args.train_batch))
+        precision = "bf16" if native_bf16() else "fp32"  # what the trainer's precision "auto" trains in here
+        parts.append("### SSPS cost against N\n\n" + scale.ssps_cost_vs_n(data["kmeans"], data.get("training"), args.train_batch, precision))
     return "\n\n".join(parts) or "Nothing to read: the sections it reads were skipped."
 
 

@@ -60,18 +60,19 @@ def latency_vs_concurrency(server: dict) -> str:
     return "\n".join(lines)
 
 
-def ssps_cost_vs_n(kmeans_results: list[dict], training: dict | None, batch: int) -> str:
+def ssps_cost_vs_n(kmeans_results: list[dict], training: dict | None, batch: int, precision: str = "bf16") -> str:
     """Per-step SSPS cost (constant in N with clustering sampling) against k-means at every
-    epoch start amortised over the epoch's N / batch steps (~N^2 / N = ~N per step)."""
+    epoch start amortised over the epoch's N / batch steps (~N^2 / N = ~N per step), for
+    steps in ``precision`` (the one the trainer's "auto" picks on this machine)."""
     sizes = [r["n"] for r in kmeans_results]
     if len(set(sizes)) < 2 or max(sizes) < MIN_N_TO_EXTRAPOLATE:
         return f"Needs k-means at two sizes at least, the largest >= {MIN_N_TO_EXTRAPOLATE:,}."
     a, b = fit_power(sizes, [r["seconds"] for r in kmeans_results])
     step = None
     overhead_s = None
-    if training and training["wall"].get(("SimCLR", "bf16")) and training["wall"].get(("SimCLR + SSPS", "bf16")):
-        step = statistics.median(training["wall"][("SimCLR", "bf16")])
-        overhead_s = statistics.median(training["wall"][("SimCLR + SSPS", "bf16")]) - step
+    if training and training["wall"].get(("SimCLR", precision)) and training["wall"].get(("SimCLR + SSPS", precision)):
+        step = statistics.median(training["wall"][("SimCLR", precision)])
+        overhead_s = statistics.median(training["wall"][("SimCLR + SSPS", precision)]) - step
     rows = []
     for n in sorted(set(sizes) | {VOXCELEB2}):
         seconds = a * n**b
@@ -80,11 +81,11 @@ def ssps_cost_vs_n(kmeans_results: list[dict], training: dict | None, batch: int
         rows.append((f"{n:,}" + ("" if n in sizes else " (fit)"), f"{int(n * CLUSTERS_PER_POINT):,}", f"{seconds:.1f}",
                      f"{n // batch:,}", f"{per_step:.3f}", share))
     text = (f"k-means time ~ {a:.2e} x N^{b:.2f} (fit of the measured sizes); amortised over an epoch of N / {batch} steps:\n\n"
-            + table(("N", "K", "k-means s per epoch", "steps per epoch", "k-means s per step", "of a SimCLR bf16 step"), rows))
+            + table(("N", "K", "k-means s per epoch", "steps per epoch", "k-means s per step", f"of a SimCLR {precision} step"), rows))
     if overhead_s is not None and b > 1:
         # a N^b / (N / batch) = overhead  =>  N = (overhead / (a batch))^(1 / (b - 1))
         crossing = (max(overhead_s, 1e-9) / (a * batch)) ** (1 / (b - 1))
-        text += (f"\n\nThe per-step SSPS work (reference frame, queue reads and writes) costs {overhead_s:.2f} s per bf16 step "
+        text += (f"\n\nThe per-step SSPS work (reference frame, queue reads and writes) costs {overhead_s:.2f} s per {precision} step "
                  f"whatever N; the amortised k-means grows ~N^{b - 1:.2f} per step and overtakes it near N = {crossing:,.0f}: "
                  "below that the reference forward pass dominates the SSPS cost, above it the clustering does.")
     return text

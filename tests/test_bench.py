@@ -140,3 +140,19 @@ def test_scale_reads_full_size_results():
     assert "1,092,009 (fit)" in text and "overtakes it near N =" in text
     server = {"rows": [{"batching": "on", "concurrency": c, "rps": min(c, 4) * 5.0, "p50": 100.0 * max(1, c / 4)} for c in (1, 4, 16)]}
     assert "stops growing at concurrency 16" in scale.latency_vs_concurrency(server)
+
+
+def test_accuracy_reports_a_skipped_variant_with_its_reason(tiny_trials):
+    from bench.variants import FP32_BASELINE, Variant
+
+    def projection(seed: int):
+        matrix = np.random.default_rng(seed).standard_normal((16_000, 8)).astype(np.float32)
+        return lambda batch: batch[:, :16_000] @ matrix
+
+    chosen = [Variant(FP32_BASELINE, projection(0), "fp32", True), Variant("emulated", projection(1), "bf16", False)]
+    trials = accuracy.trial_subset(tiny_trials, 6)
+    waveforms = accuracy.load_waveforms(trials, tiny_trials.parent)
+    results = accuracy.evaluate(chosen, trials, waveforms, skip={"bf16": "skipped: no native bf16 on this CPU"})
+    assert "eer" in results["fp32"] and results["bf16"]["error"].startswith("skipped")
+    text = accuracy.markdown(chosen, results, tiny_trials, trials)
+    assert "| emulated | skipped | skipped: no native bf16 on this CPU |" in text
