@@ -204,3 +204,19 @@ def test_server_setting_precision_is_validated():
     assert Settings(precision="int8").validate().precision == "int8"
     with pytest.raises(ValueError, match="precision must be one of fp32, int8"):
         Settings(precision="fp16").validate()
+
+
+def test_quantize_without_onnx_says_what_to_install(fp32_copy, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    assert quantize([str(fp32_copy), "--calibration-clips", "1"]) == 2
+    assert "pip install 'ssps[train]'" in capsys.readouterr().err
+    assert not (fp32_copy / md.INT8_ONNX_FILE).exists()

@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         return _quantize(args)
     except SSPSError as err:
         print(f"ssps quantize: error: {err}", file=sys.stderr)
-        return 2
+    except ModuleNotFoundError as err:  # onnxruntime.quantization imports onnx only when used
+        print(f"ssps quantize needs {err.name!r}, which is not installed: pip install 'ssps[train]'", file=sys.stderr)
+    return 2
 
 
 def _quantize(args: argparse.Namespace) -> int:
