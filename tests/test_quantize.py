@@ -63,6 +63,14 @@ def test_quantize_writes_a_listed_checked_int8_graph(int8_dir, random_model_dir)
     assert variant.sha256 == md.sha256_of(int8_dir / md.INT8_ONNX_FILE)
     assert variant.method["calibration_clips"] == 4 and "QDQ" in variant.method["method"]
     assert variant.method["fp32_nodes"] == embedding_head_nodes(int8_dir / md.ONNX_FILE)
+    # In the int8 graph the head really reads fp32 tensors; the layers before it are quantised.
+    import onnx
+
+    graph = onnx.load(str(int8_dir / md.INT8_ONNX_FILE)).graph
+    producer = {output: node.op_type for node in graph.node for output in node.output}
+    inputs = {node.name: [producer.get(name) for name in node.input] for node in graph.node}
+    assert all("DequantizeLinear" not in inputs[name] for name in variant.method["fp32_nodes"])
+    assert sum("DequantizeLinear" in feeds for feeds in inputs.values()) > 10
     check = variant.accuracy
     assert check["accepted"] is True and check["trials"] == "trials.txt (4 trials)"
     assert set(check) >= {"fp32", "int8", "eer_increase", "cosine_to_fp32"}
