@@ -5,7 +5,8 @@
     python bench/run_all.py --only inference accuracy --lengths 3 --batches 1
 
 Sections: machine, GEMM peak, inference (PyTorch eager fp32/bf16, ONNX Runtime fp32 = the
-the fp32 baseline = ssps.load_model(precision='fp32'), int8 static QDQ, int8 dynamic, Resemblyzer) per clip length and batch,
+baseline, as ssps.load_model(precision='fp32') runs it, int8 static QDQ, int8 dynamic,
+Resemblyzer) per clip length and batch,
 ONNX Runtime session settings, accuracy (EER per variant on a trial subset), server
 (/verify under load), training step (SimCLR vs SimCLR + SSPS, fp32 vs bf16), k-means and
 SSPS queue memory, and the scaling read off them. Every comparison is measured in this run,
@@ -273,7 +274,8 @@ def _decision(best, speedup, cells, chosen, results, default_precision: str) -> 
     else:
         lines.append(f"Fastest torch-free variant that keeps accuracy: **{best}**, {speedup:.2f}x the fp32 baseline "
                      "(geometric mean over the cells): the candidate for the default inference path.")
-    wanted = md.INT8 if best is not None and best.startswith("ONNX Runtime int8 static") else md.FP32
+    best_numerics = next((v.numerics for v in chosen if v.name == best), None)
+    wanted = md.INT8 if best_numerics == "int8 static" else md.FP32  # the method `ssps quantize` ships
     lines.append(f"This model's default precision (config.json): **{default_precision}**"
                  + (" — it follows the measurement." if default_precision == wanted else
                     f" — the measurement says {wanted}: run `ssps quantize` (see README, Precision)."))

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ssps.errors import SSPSError
-from ssps.model_dir import PRECISIONS
+from ssps.model_dir import FP32, PRECISIONS
 
 EXIT_YES, EXIT_NO, EXIT_ERROR = 0, 1, 2
 
@@ -212,7 +212,7 @@ def _load(args: argparse.Namespace):
 
 def _variant_summary(config, precision: str) -> str:
     """One line per graph for `ssps info`: its file and the accuracy check it passed."""
-    if precision == PRECISIONS[0]:
+    if precision == FP32:
         return "model.onnx" + (" (default)" if config.default_precision == precision else "")
     variant = config.variants[precision]
     check = variant.accuracy

@@ -188,37 +188,34 @@ def add_int8_variant(model_dir: Path, clips: list[np.ndarray], calibration_sourc
     return config
 
 
-def _read_trial_list(trials_path: Path, root: Path, max_trials: int | None):
-    """(trials, labels, files) of a trial list, at most ``max_trials`` of them (fixed seed);
-    every file must exist under ``root``."""
+def _read_trial_list(trials_path: Path, max_trials: int | None):
+    """The trials of a list, at most ``max_trials`` of them (drawn with a fixed seed)."""
     from ssps.metrics import read_trials
 
     trials = read_trials(trials_path)
     if max_trials is not None and len(trials) > max_trials:
         trials = [trials[i] for i in sorted(np.random.default_rng(0).choice(len(trials), max_trials, replace=False))]
-    files = sorted({t.enrollment for t in trials} | {t.test for t in trials})
-    missing = [f for f in files if not (root / f).is_file()]
-    if missing:
-        raise ConfigError(f"{len(missing)} trial files are not under --root {root} (first: {missing[0]}): "
-                          "pass the folder the trial paths are relative to")
-    return trials, np.array([t.label for t in trials]), files
+    return trials
 
 
-def _embed_with(model_dir: Path, precision: str, root: Path, files: list[str], threads: int | None):
-    """(the loaded model, {file: embedding}) with the graph of ``precision``."""
+def _score_with(model_dir: Path, precision: str, trials, root: Path, threads: int | None):
+    """(the loaded model, {path: embedding}, scored trials) with the graph of ``precision``,
+    through the same embedding and scoring code as ``ssps eval``."""
     import warnings
 
     import ssps
+    from ssps.evaluation.embedding import embed_files
+    from ssps.evaluation.trials import score_trials, trial_paths
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ssps.UntrainedModelWarning)  # a test model's check is still a check
         model = ssps.load_model(model_dir, precision=precision, threads=threads)
-    log.info("embedding %d files with the %s graph", len(files), precision)
-    return model, {f: model.embed(root / f) for f in files}
-
-
-def _cosine_scores(embeddings: dict[str, np.ndarray], trials) -> np.ndarray:
-    return np.array([float(embeddings[t.enrollment] @ embeddings[t.test]) for t in trials])  # L2-normalised
+    embeddings, failures = embed_files(model, trial_paths(trials, root), progress=False, description=precision)
+    if failures:
+        path, message = next(iter(failures.items()))
+        raise ConfigError(f"{len(failures)} trial files cannot be embedded under --root {root} (first: {path}: {message}): "
+                          "pass the folder the trial paths are relative to")
+    return model, embeddings, score_trials(precision, trials, root, embeddings)
 
 
 def calibrate_int8(model_dir: Path, trials_path: Path, root: Path, threads: int | None = None,
@@ -226,31 +223,35 @@ def calibrate_int8(model_dir: Path, trials_path: Path, root: Path, threads: int 
     """Fit the int8 graph's own thresholds and calibration on a trial list (as ``ssps
     calibrate`` does for fp32) and store them with the int8 variant."""
     from ssps.evaluation.calibration import calibrate_model_dir
+    from ssps.evaluation.trials import COSINE
 
-    trials, labels, files = _read_trial_list(trials_path, root, max_trials)
-    _, embeddings = _embed_with(model_dir, md.INT8, root, files, threads)
+    trials = _read_trial_list(trials_path, max_trials)
+    _, _, scored = _score_with(model_dir, md.INT8, trials, root, threads)
     measured_on = f"{trials_path.name} ({len(trials)} trials)"
-    return calibrate_model_dir(model_dir, _cosine_scores(embeddings, trials), labels, measured_on, precision=md.INT8)
+    return calibrate_model_dir(model_dir, scored.systems[COSINE], scored.labels, measured_on, precision=md.INT8)
 
 
 def check_against_fp32(model_dir: Path, trials_path: Path, root: Path, threads: int | None = None,
                        max_trials: int | None = None) -> dict:
     """Score a trial list with the fp32 and the int8 graph: EER of each, error rates of each
     at its own default threshold, and the cosine between their embeddings."""
+    from ssps.evaluation.trials import COSINE
     from ssps.metrics import equal_error_rate
+    from ssps.scoring import rates_at
 
-    trials, labels, files = _read_trial_list(trials_path, root, max_trials)
+    trials = _read_trial_list(trials_path, max_trials)
     embeddings, result = {}, {"trials": f"{trials_path.name} ({len(trials)} trials)"}
     for precision in (md.FP32, md.INT8):
-        model, embeddings[precision] = _embed_with(model_dir, precision, root, files, threads)
-        scores, threshold = _cosine_scores(embeddings[precision], trials), model.threshold()
+        model, embeddings[precision], scored = _score_with(model_dir, precision, trials, root, threads)
+        scores, threshold = scored.systems[COSINE], model.threshold()
+        false_accept, false_reject = rates_at(scores, scored.labels, threshold)
         result[precision] = {
-            "eer": round(100 * equal_error_rate(scores, labels)[0], 3),
+            "eer": round(100 * equal_error_rate(scores, scored.labels)[0], 3),
             "threshold": round(threshold, 6),
-            "false_accept_at_threshold": round(float(np.mean(scores[labels == 0] >= threshold)), 4),
-            "false_reject_at_threshold": round(float(np.mean(scores[labels == 1] < threshold)), 4),
+            "false_accept_at_threshold": round(false_accept, 4),
+            "false_reject_at_threshold": round(false_reject, 4),
         }
-    cosines = [float(embeddings[md.FP32][f] @ embeddings[md.INT8][f]) for f in files]
+    cosines = [float(embeddings[md.FP32][path] @ embeddings[md.INT8][path]) for path in embeddings[md.FP32]]
     result["cosine_to_fp32"] = {"median": round(statistics.median(cosines), 6), "min": round(min(cosines), 6)}
     result["eer_increase"] = round(result[md.INT8]["eer"] - result[md.FP32]["eer"], 3)
     return result
